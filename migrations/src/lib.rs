@@ -1,0 +1,29 @@
+//! The Đồng Hành schema, as sea-orm migrations: the only place the schema changes.
+//!
+//! Migrations build tables with sea-query so the same steps run on SQLite (the
+//! embedded default) and PostgreSQL (production). They never import the server's
+//! entities: a migration describes the schema as it was on its day.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_foundation;
+
+/// Applies every migration of the project in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_foundation::Migration)]
+    }
+}
+
+/// The tables the migrations create, newest last; tests check each one appears and disappears.
+pub const TABLES: &[&str] = &[
+    "org_units",
+    "teams",
+    "users",
+    "refresh_tokens",
+    "login_failures",
+    "audit_log",
+];

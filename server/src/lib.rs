@@ -1,0 +1,77 @@
+//! The Đồng Hành server: the JSON API that outreach phones and supervisors use.
+//!
+//! `app(state)` builds the router with its layers; `serve(listener, state, shutdown)`
+//! runs it on a listener the caller bound (tests bind port 0 first, so they need no
+//! sleeps). Everything a request needs is in `AppState`; nothing lives only in memory.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod services;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Response;
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let json_limit = state.config.json_body_limit;
+    routes::router()
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::request_span)
+                        .on_request(())
+                        .on_response(|res: &Response<_>, latency: Duration, span: &Span| {
+                            span.record("http.status", res.status().as_u16());
+                            tracing::info!(
+                                http.status = res.status().as_u16(),
+                                latency_ms = latency.as_millis() as u64,
+                                "response"
+                            );
+                        })
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+                })),
+        )
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

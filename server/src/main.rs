@@ -1,0 +1,252 @@
+//! `donghanh`: parse the command line, read the configuration, start logging, run the
+//! command. A configuration fault is one line on stderr naming the variable, exit code 2.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use migrations::{Migrator, MigratorTrait};
+use server::services::accounts;
+use server::{AppState, Config};
+use shared_models::{Role, TeamKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "donghanh",
+    version,
+    about = "Đồng Hành: the backend for harm-reduction field work"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies pending migrations; creates a first admin if there is no user).
+    Serve {
+        /// Address to listen on; overrides BIND_ADDR (default 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations, roll back, or show their status.
+    Migrate {
+        #[arg(value_enum, default_value_t = Direction::Up)]
+        direction: Direction,
+        /// With `down`: how many migrations to roll back (default 1).
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Create an admin account at the city level and print its password once.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+    },
+    /// Create demo teams and one user per role in Đống Đa and Hoàn Kiếm (passwords printed once).
+    SeedDemo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Direction {
+    Up,
+    Down,
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("donghanh: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    server::telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("donghanh: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "donghanh failed");
+            eprintln!("donghanh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    if !config.database_url.is_postgres() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    match command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                config.bind = bind;
+            }
+            let bind = config.bind;
+            let state = AppState::build(config).await?;
+            if let Some((admin, password)) = accounts::ensure_first_admin(&state).await? {
+                println!("First start: created admin account");
+                println!("  username: {}", admin.username);
+                println!("  password: {password}");
+                println!("This password is shown only once; change it after logging in.");
+            }
+            let listener = tokio::net::TcpListener::bind(bind).await?;
+            tracing::info!(address = %listener.local_addr()?, "listening");
+            server::serve(listener, state, shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate { direction, steps } => {
+            let db = server::db::connect(&config.database_url).await?;
+            match direction {
+                Direction::Up => Migrator::up(&db, None).await?,
+                Direction::Down => Migrator::down(&db, Some(steps.unwrap_or(1))).await?,
+                Direction::Status => Migrator::status(&db).await?,
+            }
+        }
+        Command::CreateAdmin { username } => {
+            let state = AppState::build(config).await?;
+            let (user, password) =
+                accounts::create_account(&state, &username, Role::Admin, None, None).await?;
+            println!("created admin {}", user.username);
+            println!("  password: {password}");
+        }
+        Command::SeedDemo => {
+            let state = AppState::build(config).await?;
+            seed_demo(&state).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Demo data for trying the API: teams and one user per role in two districts.
+async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use server::db::entities::{org_units, teams, users};
+
+    let mut team_ids = std::collections::HashMap::new();
+    for (code, name, unit_code, kind) in [
+        (
+            "DD-PG1",
+            "Nhóm đồng đẳng Đống Đa 1",
+            "006",
+            TeamKind::PeerGroup,
+        ),
+        (
+            "DD-VT1",
+            "Đội CTXHTN Đống Đa",
+            "006",
+            TeamKind::VolunteerTeam,
+        ),
+        (
+            "HK-PG1",
+            "Nhóm đồng đẳng Hoàn Kiếm 1",
+            "002",
+            TeamKind::PeerGroup,
+        ),
+    ] {
+        let existing = teams::Entity::find()
+            .filter(teams::Column::Code.eq(code))
+            .one(&state.db)
+            .await?;
+        let id = match existing {
+            Some(t) => t.id,
+            None => {
+                let unit = org_units::Entity::find()
+                    .filter(org_units::Column::Code.eq(unit_code))
+                    .one(&state.db)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no org unit {unit_code}"))?;
+                use sea_orm::{ActiveModelTrait, Set};
+                teams::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7()),
+                    org_unit_id: Set(unit.id),
+                    code: Set(code.into()),
+                    name: Set(name.into()),
+                    kind: Set(kind.as_str().into()),
+                    active: Set(true),
+                    created_at: Set(chrono::Utc::now()),
+                }
+                .insert(&state.db)
+                .await?
+                .id
+            }
+        };
+        team_ids.insert(code, id);
+    }
+    println!("Demo accounts (passwords shown once):");
+    for (username, role, unit, team) in [
+        ("demo.supervisor.dongda", Role::Supervisor, "006", None),
+        ("demo.supervisor.hoankiem", Role::Supervisor, "002", None),
+        (
+            "demo.peer.dongda",
+            Role::PeerEducator,
+            "006",
+            Some("DD-PG1"),
+        ),
+        (
+            "demo.volunteer.dongda",
+            Role::Volunteer,
+            "006",
+            Some("DD-VT1"),
+        ),
+        (
+            "demo.peer.hoankiem",
+            Role::PeerEducator,
+            "002",
+            Some("HK-PG1"),
+        ),
+    ] {
+        let exists = users::Entity::find()
+            .filter(users::Column::Username.eq(username))
+            .one(&state.db)
+            .await?
+            .is_some();
+        if exists {
+            println!("  {username:<28} already exists");
+            continue;
+        }
+        let team_id = team.and_then(|t| team_ids.get(t).copied());
+        let (_, password) =
+            accounts::create_account(state, username, role, Some(unit), team_id).await?;
+        println!("  {username:<28} {:<14} {password}", role.as_str());
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down; draining in-flight requests");
+}

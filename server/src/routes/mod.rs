@@ -1,0 +1,26 @@
+//! HTTP only: each handler extracts and checks its input, calls a service, and maps the
+//! result. A handler's arguments say who may call it (`Admin`, `Supervisor`, …).
+
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod openapi;
+pub mod org_units;
+pub mod teams;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Every route of the API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(org_units::router())
+        .merge(teams::router())
+        .merge(audit::router())
+}

@@ -1,0 +1,235 @@
+//! Login, refresh-token rotation and logout. Failed logins are counted per username in
+//! the database (so throttling holds across server instances); a refresh token presented
+//! a second time revokes its whole family, because one of the two holders is a thief.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use shared_models::{LoginIn, Role, TokenPairOut};
+use uuid::Uuid;
+
+use crate::auth::passwords::verify_password_blocking;
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::db::entities::{login_failures, refresh_tokens, users};
+use crate::error::{ApiError, ApiResult};
+use crate::services::accounts::user_out;
+use crate::state::AppState;
+
+const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized("invalid username or password");
+const BAD_REFRESH: ApiError = ApiError::Unauthorized("invalid, expired or revoked refresh token");
+
+/// The device id recorded when a client does not name one.
+const UNNAMED_DEVICE: &str = "unnamed-device";
+
+fn username_key(username: &str) -> String {
+    hex::encode(Sha256::digest(username.trim().to_lowercase().as_bytes()))
+}
+
+/// Checks credentials and opens a new session (token family) on the named device.
+pub async fn login(state: &AppState, input: LoginIn) -> ApiResult<TokenPairOut> {
+    let now = Utc::now();
+    let key = username_key(&input.username);
+    let window = ChronoDuration::from_std(state.config.login_window)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let since = now - window;
+
+    let recent = login_failures::Entity::find()
+        .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
+        .filter(login_failures::Column::At.gt(since))
+        .order_by_asc(login_failures::Column::At)
+        .all(&state.db)
+        .await?;
+    if recent.len() as u32 >= state.config.login_max_failures {
+        let oldest = recent.first().map(|f| f.at).unwrap_or(now);
+        let retry = (oldest + window - now).num_seconds().max(1) as u64;
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: retry,
+            detail: "too many failed logins for this username; try again later".into(),
+        });
+    }
+
+    let user = users::Entity::find()
+        .filter(users::Column::Username.eq(input.username.trim().to_lowercase()))
+        .one(&state.db)
+        .await?;
+    // Unknown users are checked against a dummy hash: same work, same answer.
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_password_hash.to_string());
+    let matches = verify_password_blocking(input.password, hash).await?;
+    let user = match user {
+        Some(u) if matches && u.active => u,
+        _ => {
+            login_failures::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                username_key: Set(key.clone()),
+                at: Set(now),
+            }
+            .insert(&state.db)
+            .await?;
+            // Old records are of no further use.
+            login_failures::Entity::delete_many()
+                .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
+                .filter(login_failures::Column::At.lte(since))
+                .exec(&state.db)
+                .await?;
+            return Err(BAD_CREDENTIALS);
+        }
+    };
+    login_failures::Entity::delete_many()
+        .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
+        .exec(&state.db)
+        .await?;
+
+    let device_id = input
+        .device_id
+        .unwrap_or_else(|| UNNAMED_DEVICE.to_string());
+    let txn = state.db.begin().await?;
+    let pair = open_token(state, &txn, &user, Uuid::now_v7(), &device_id, now).await?;
+    txn.commit().await?;
+    tracing::info!(user.id = %user.id, "login");
+    Ok(pair)
+}
+
+/// Rotates a refresh token: the presented one is spent, a new one of the same family is issued.
+pub async fn refresh(state: &AppState, token: &str) -> ApiResult<TokenPairOut> {
+    let now = Utc::now();
+    let row = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(hash_refresh_token(token)))
+        .one(&state.db)
+        .await?
+        .ok_or(BAD_REFRESH)?;
+    if row.revoked_at.is_some() {
+        return Err(BAD_REFRESH);
+    }
+    if row.used_at.is_some() {
+        revoke_family(&state.db, row.family_id, now).await?;
+        tracing::warn!(user.id = %row.user_id, "refresh token reused; session family revoked");
+        return Err(ApiError::Unauthorized(
+            "refresh token already used; this session has been revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(BAD_REFRESH);
+    }
+    let user = users::Entity::find_by_id(row.user_id)
+        .one(&state.db)
+        .await?
+        .filter(|u| u.active)
+        .ok_or(BAD_REFRESH)?;
+
+    let txn = state.db.begin().await?;
+    let spent = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::Id.eq(row.id))
+        .filter(refresh_tokens::Column::UsedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if spent.rows_affected != 1 {
+        // Someone presented the same token at the same moment: treat it as reuse.
+        txn.rollback().await?;
+        revoke_family(&state.db, row.family_id, now).await?;
+        return Err(ApiError::Unauthorized(
+            "refresh token already used; this session has been revoked",
+        ));
+    }
+    let pair = open_token(state, &txn, &user, row.family_id, &row.device_id, now).await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// Ends the session the refresh token belongs to.
+pub async fn logout(state: &AppState, token: &str) -> ApiResult<()> {
+    let row = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(hash_refresh_token(token)))
+        .one(&state.db)
+        .await?
+        .ok_or(BAD_REFRESH)?;
+    revoke_family(&state.db, row.family_id, Utc::now()).await?;
+    Ok(())
+}
+
+/// Revokes every live token of a family.
+async fn revoke_family<C: ConnectionTrait>(
+    db: &C,
+    family_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every live refresh token of a user, or only those of one device.
+pub async fn revoke_user_tokens<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    device_id: Option<&str>,
+) -> ApiResult<u64> {
+    let mut update = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null());
+    if let Some(device) = device_id {
+        update = update.filter(refresh_tokens::Column::DeviceId.eq(device));
+    }
+    Ok(update.exec(db).await?.rows_affected)
+}
+
+/// How many live sessions a user has (for tests and the admin view).
+pub async fn live_sessions<C: ConnectionTrait>(db: &C, user_id: Uuid) -> ApiResult<u64> {
+    Ok(refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .filter(refresh_tokens::Column::UsedAt.is_null())
+        .count(db)
+        .await?)
+}
+
+async fn open_token<C: ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    user: &users::Model,
+    family_id: Uuid,
+    device_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<TokenPairOut> {
+    let ttl = ChronoDuration::from_std(state.config.refresh_token_ttl)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (token, hash) = new_refresh_token();
+    let expires_at = now + ttl;
+    refresh_tokens::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        family_id: Set(family_id),
+        token_hash: Set(hash),
+        device_id: Set(device_id.to_string()),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    let out = user_out(user.clone())?;
+    let role: Role = out.role;
+    let access_token = state.tokens.issue_access(user.id, role, user.org_unit_id)?;
+    Ok(TokenPairOut {
+        access_token,
+        refresh_token: token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.access_ttl_secs(),
+        refresh_expires_at: expires_at,
+        user: out,
+    })
+}

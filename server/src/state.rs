@@ -1,0 +1,55 @@
+//! The shared application state handed to every handler: the database pool, the blob
+//! store, the configuration and the token keys. It holds nothing another server
+//! instance would need: all state lives in the database and the object store.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::passwords;
+use crate::auth::tokens::TokenKeys;
+use crate::config::{BlobStoreConfig, Config};
+use crate::db;
+use crate::storage::{BlobStore, DiskStore, S3Store};
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub blobs: Arc<dyn BlobStore>,
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenKeys>,
+    /// A real argon2id hash of a random password: unknown usernames are verified against
+    /// it so that they take as long as a wrong password.
+    pub dummy_password_hash: Arc<str>,
+}
+
+impl AppState {
+    /// Connects to the database (applying migrations) and opens the blob store.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let db = db::connect_and_migrate(&config.database_url)
+            .await
+            .with_context(|| format!("database {}", config.database_url.redacted()))?;
+        let blobs: Arc<dyn BlobStore> = match &config.blob_store {
+            BlobStoreConfig::Disk { root } => Arc::new(
+                DiskStore::open(root.clone())
+                    .await
+                    .with_context(|| format!("blob directory {}", root.display()))?,
+            ),
+            BlobStoreConfig::S3(s3) => Arc::new(S3Store::new(s3)),
+        };
+        let tokens = TokenKeys::new(&config.jwt, config.access_token_ttl)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dummy = passwords::hash_password_blocking(passwords::random_password())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(AppState {
+            db,
+            blobs,
+            config: Arc::new(config),
+            tokens: Arc::new(tokens),
+            dummy_password_hash: dummy.into(),
+        })
+    }
+}

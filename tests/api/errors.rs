@@ -1,0 +1,244 @@
+//! Every malformed or hostile request gets a precise problem+json answer, never a 500,
+//! and nothing is written.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared_models::Role;
+
+use crate::helpers::{faults, problem, TestApp};
+use crate::on_both;
+
+on_both!(
+    malformed_bodies_get_precise_problems,
+    oversized_and_mistyped_bodies_are_refused,
+    bad_paths_queries_and_methods,
+);
+
+async fn users_named(app: &TestApp, token: &str, name: &str) -> usize {
+    let page: Value = app
+        .get("/api/v1/users?limit=200", token)
+        .await
+        .json()
+        .await
+        .expect("list");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|u| u["username"] == name)
+        .count()
+}
+
+async fn post_raw(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/users"))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn malformed_bodies_get_precise_problems(app: TestApp) {
+    let admin = app.admin().await;
+    let unit = app.unit("006").await;
+    let t = admin.token();
+
+    let body = problem(
+        post_raw(
+            &app,
+            t,
+            "application/json",
+            b"{\"username\": \"x\",".to_vec(),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/malformed-json");
+
+    let unknown = json!({ "username": "newbie", "password": "a-long-enough-password", "role": "volunteer",
+        "org_unit_id": unit, "full_name": "Nguyễn Văn A" });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &unknown).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("full_name".to_string(), "unknown_field".to_string())]
+    );
+
+    let wrong_type = json!({ "username": 42, "password": "a-long-enough-password", "role": "volunteer", "org_unit_id": unit });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &wrong_type).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("username".to_string(), "invalid_type".to_string())]
+    );
+
+    let missing = json!({ "username": "newbie", "role": "volunteer", "org_unit_id": unit });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &missing).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("password".to_string(), "required".to_string())]
+    );
+
+    let bad_role = json!({ "username": "newbie", "password": "a-long-enough-password", "role": "root", "org_unit_id": unit });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &bad_role).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("role".to_string(), "not_a_choice".to_string())]
+    );
+
+    let bad_uuid = json!({ "username": "newbie", "password": "a-long-enough-password", "role": "volunteer", "org_unit_id": "006" });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &bad_uuid).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "org_unit_id");
+
+    // Rule violations are all reported at once, each with its field.
+    let rules = json!({ "username": "Nguyễn Văn A", "password": "short", "role": "volunteer", "org_unit_id": unit });
+    let body = problem(
+        app.post("/api/v1/users", Some(t), &rules).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let mut got = faults(&body);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("password".to_string(), "length".to_string()),
+            ("username".to_string(), "bad_username".to_string())
+        ]
+    );
+
+    let nested = json!({ "code": "X1", "name": "n", "level": "ward", "type": "phuong", "parent_id": unit, "valid_from": "2025-13-40" });
+    let body = problem(
+        app.post("/api/v1/org-units", Some(t), &nested).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "valid_from");
+
+    assert_eq!(
+        users_named(&app, t, "newbie").await,
+        0,
+        "nothing half-written"
+    );
+}
+
+async fn oversized_and_mistyped_bodies_are_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let t = admin.token();
+    let huge = format!("{{\"username\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    let body = problem(
+        post_raw(&app, t, "application/json", huge.into_bytes()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/payload-too-large");
+
+    let body = problem(
+        post_raw(&app, t, "text/plain", b"{}".to_vec()).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    assert!(body["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("application/json")));
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .body("{\"username\":\"admin\",\"password\":\"x\"}")
+        .send()
+        .await
+        .expect("request");
+    problem(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+
+    // A charset parameter is fine.
+    let ok = post_raw(
+        &app,
+        t,
+        "application/json; charset=utf-8",
+        serde_json::to_vec(
+            &json!({ "username": "charset.ok", "password": "a-long-enough-password",
+            "role": "volunteer", "org_unit_id": app.unit("006").await }),
+        )
+        .expect("json"),
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+}
+
+async fn bad_paths_queries_and_methods(app: TestApp) {
+    let admin = app.admin().await;
+    let t = admin.token();
+    let body = problem(
+        app.get("/api/v1/users/not-a-uuid", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "id");
+    let body = problem(
+        app.get("/api/v1/users?colour=red", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("colour".to_string(), "unknown_field".to_string())]
+    );
+    let body = problem(
+        app.get("/api/v1/users?limit=0", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "limit");
+    let body = problem(
+        app.get("/api/v1/users?active=perhaps", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "active");
+    problem(
+        app.get("/api/v1/nothing-here", t).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.send(Method::DELETE, "/api/v1/me", Some(t), None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    let missing = format!("/api/v1/users/{}", uuid::Uuid::now_v7());
+    problem(app.get(&missing, t).await, StatusCode::NOT_FOUND).await;
+    // Wrong roles are a 403, before any body is read.
+    let volunteer = app.actor(Role::Volunteer, "006").await;
+    problem(
+        app.post("/api/v1/org-units", Some(volunteer.token()), &json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}

@@ -1,0 +1,12 @@
+//! The API test suite: the real router over real TCP, against SQLite and PostgreSQL, with
+//! photo storage on a real S3-compatible server (Garage). Run it with `scripts/test.sh`.
+
+mod helpers;
+
+mod auth;
+mod blob_store;
+mod errors;
+mod health;
+mod migrations;
+mod org_units;
+mod users;
