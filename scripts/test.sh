@@ -61,12 +61,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Ports are drawn below the kernel's ephemeral range (32768+), so an outgoing
+# connection cannot hold one between the check and the bind; each is used once.
+USED_PORTS=" "
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
+free_port() { # sets PORT
   local p
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$p"; then echo "$p"; return 0; fi
+    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % 22000 ))
+    case "$USED_PORTS" in *" $p "*) continue ;; esac
+    if port_free "$p"; then USED_PORTS="$USED_PORTS$p "; PORT="$p"; return 0; fi
   done
   log "no free port found"; return 1
 }
@@ -78,7 +82,7 @@ if [ "$(id -u)" -eq 0 ]; then
   AS_PG=(runuser -u postgres --)
   mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
 fi
-PG_PORT="$(free_port)"
+free_port; PG_PORT="$PORT"
 "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-locale >"$TMP/initdb.log" 2>&1 \
   || { cat "$TMP/initdb.log" >&2; exit 1; }
 "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
@@ -86,7 +90,9 @@ PG_PORT="$(free_port)"
   >/dev/null || { cat "$PG_DATA/server.log" >&2; exit 1; }
 log "PostgreSQL on 127.0.0.1:$PG_PORT"
 
-S3_PORT="$(free_port)"; RPC_PORT="$(free_port)"; ADMIN_PORT="$(free_port)"
+start_garage() {
+free_port; S3_PORT="$PORT"; free_port; RPC_PORT="$PORT"; free_port; ADMIN_PORT="$PORT"
+rm -rf "$TMP/garage"
 mkdir -p "$TMP/garage/meta" "$TMP/garage/data"
 cat >"$TMP/garage/garage.toml" <<TOML
 metadata_dir = "$TMP/garage/meta"
@@ -112,10 +118,20 @@ chmod 600 "$TMP/garage/garage.toml"
 garage() { "$GARAGE" -c "$TMP/garage/garage.toml" "$@"; }
 "$GARAGE" -c "$TMP/garage/garage.toml" server >"$TMP/garage/server.log" 2>&1 &
 GARAGE_PID=$!
-for i in $(seq 1 100); do
-  if garage status >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$GARAGE_PID" 2>/dev/null || [ "$i" -eq 100 ]; then cat "$TMP/garage/server.log" >&2; log "Garage did not start"; exit 1; fi
+for _ in $(seq 1 100); do
+  if ! kill -0 "$GARAGE_PID" 2>/dev/null; then wait "$GARAGE_PID" 2>/dev/null; GARAGE_PID=""; return 1; fi
+  if garage status >/dev/null 2>&1; then return 0; fi
   sleep 0.2
+done
+return 1
+}
+# A port taken by another process between the check and Garage's bind makes Garage
+# exit at once: try again on fresh ports before giving up.
+for attempt in 1 2 3; do
+  if start_garage; then break; fi
+  if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null; wait "$GARAGE_PID" 2>/dev/null; GARAGE_PID=""; fi
+  if [ "$attempt" -eq 3 ]; then cat "$TMP/garage/server.log" >&2; log "Garage did not start"; exit 1; fi
+  log "Garage did not start (attempt $attempt); retrying on other ports"
 done
 NODE_ID="$(garage node id -q | cut -d@ -f1)"
 garage layout assign -z dc1 -c 1G "$NODE_ID" >/dev/null
