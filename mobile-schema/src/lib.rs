@@ -1,6 +1,42 @@
-//! The form language of Đồng Hành: form definitions, answer validation, JSON Schema
-//! export for the phones, and the program's bundled forms.
+//! The form language of Đồng Hành: form definitions and their checks, answer
+//! validation with the same semantics as the phone, JSON Schema export so the phone can
+//! check offline, the UIC's normal form, and the program's four bundled forms.
 //!
-//! The form language arrives with submission intake (issue #3); this crate already
-//! exists so the workspace has the shape DESIGN.md describes and the dependency
-//! direction (`server → mobile-schema`) is fixed from the start.
+//! This crate is the contract the phone team reads: it depends on no web framework, no
+//! database and no other crate of the workspace (`shared-models` depends on it).
+//!
+//! ```
+//! use mobile_schema::{bundled_forms, FormKind};
+//! use serde_json::json;
+//!
+//! let forms = bundled_forms();
+//! let group_session = forms.iter().find(|f| f.kind == FormKind::GroupSession).unwrap();
+//! let answers = json!({
+//!     "session_date": "2025-07-01",
+//!     "audience": "workers",
+//!     "participants": 12,
+//!     "topic": "condom_use",
+//! });
+//! assert!(group_session.validate_answers(&answers).is_ok());
+//! ```
+
+mod answers;
+mod bundled;
+mod check;
+mod definition;
+mod fault;
+mod json_schema;
+mod parse;
+mod pattern;
+mod uic;
+
+pub use answers::{is_sha256_hex, json_pointer};
+pub use bundled::{bundled_forms, missing_required_keys, required_keys};
+pub use check::{is_field_key, is_form_id, ROLES};
+pub use definition::{
+    Choice, Condition, Field, FieldType, FormDefinition, FormKind, Localized, ShowIf,
+};
+pub use fault::{Fault, FaultCode};
+pub use json_schema::JSON_SCHEMA_DIALECT;
+pub use parse::parse_definition;
+pub use uic::{normalize_uic, UIC_MAX_LEN, UIC_MIN_LEN};
