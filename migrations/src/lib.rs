@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_foundation;
+mod m20261123_000002_intake;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -14,7 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_foundation::Migration)]
+        vec![
+            Box::new(m20261123_000001_foundation::Migration),
+            Box::new(m20261123_000002_intake::Migration),
+        ]
     }
 }
 
@@ -26,4 +30,16 @@ pub const TABLES: &[&str] = &[
     "refresh_tokens",
     "login_failures",
     "audit_log",
+    "sync_counter",
+    "forms",
+    "hotspots",
+    "submissions",
+    "submission_events",
+    "clients",
+    "contacts",
+    "commodity_distributions",
+    "referrals",
+    "handoffs",
+    "group_sessions",
+    "support_actions",
 ];

@@ -31,6 +31,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        let value: T = parse_json(&bytes)?;
+        value
+            .validate()
+            .map_err(|e| ApiError::Validation(validation_faults(&e)))?;
+        Ok(ValidatedJson(value))
+    }
+}
+
+/// A JSON body's bytes, checked for content type and size but not yet parsed: for
+/// handlers that parse with their own fault reporting (form definitions).
+#[derive(Debug, Clone)]
+pub struct JsonBytes(pub Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -51,12 +69,9 @@ where
                 "expected `Content-Type: application/json`".into(),
             ));
         }
-        let bytes = read_limited(req.into_body(), state.config.json_body_limit).await?;
-        let value: T = parse_json(&bytes)?;
-        value
-            .validate()
-            .map_err(|e| ApiError::Validation(validation_faults(&e)))?;
-        Ok(ValidatedJson(value))
+        Ok(JsonBytes(
+            read_limited(req.into_body(), state.config.json_body_limit).await?,
+        ))
     }
 }
 
@@ -258,6 +273,18 @@ where
                 let field = match e.kind() {
                     axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
                     | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                    // A tuple's error names the position; the route names the parameter.
+                    axum::extract::path::ErrorKind::ParseErrorAtIndex { index, .. } => {
+                        let index = *index;
+                        match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+                            Ok(params) => params
+                                .iter()
+                                .nth(index)
+                                .map(|(k, _)| k.to_string())
+                                .unwrap_or_default(),
+                            Err(_) => String::new(),
+                        }
+                    }
                     // A lone parameter's error does not name it; the route does.
                     _ => match axum::extract::RawPathParams::from_request_parts(parts, state).await
                     {

@@ -31,6 +31,9 @@ impl AppState {
         let db = db::connect_and_migrate(&config.database_url)
             .await
             .with_context(|| format!("database {}", config.database_url.redacted()))?;
+        crate::services::forms::install_bundled(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::Disk { root } => Arc::new(
                 DiskStore::open(root.clone())

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod intake;
 pub mod org_unit;
 pub mod paging;
 pub mod problem;
@@ -11,6 +12,7 @@ pub mod role;
 
 pub use account::*;
 pub use audit::*;
+pub use intake::*;
 pub use org_unit::*;
 pub use paging::*;
 pub use problem::*;

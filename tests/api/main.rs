@@ -7,6 +7,8 @@ mod auth;
 mod blob_store;
 mod errors;
 mod health;
+mod intake;
 mod migrations;
 mod org_units;
+mod reading;
 mod users;

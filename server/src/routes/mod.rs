@@ -3,9 +3,12 @@
 
 pub mod audit;
 pub mod auth;
+pub mod forms;
 pub mod health;
+pub mod hotspots;
 pub mod openapi;
 pub mod org_units;
+pub mod submissions;
 pub mod teams;
 pub mod users;
 
@@ -22,5 +25,8 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(org_units::router())
         .merge(teams::router())
+        .merge(forms::router())
+        .merge(hotspots::router())
+        .merge(submissions::router())
         .merge(audit::router())
 }

@@ -48,9 +48,23 @@ impl Modify for BearerAuth {
         super::org_units::update_org_unit,
         super::teams::list_teams,
         super::teams::create_team,
+        super::forms::list_forms,
+        super::forms::get_form,
+        super::forms::get_form_version,
+        super::forms::get_form_schema,
+        super::forms::get_form_version_schema,
+        super::forms::publish_form,
+        super::hotspots::list_hotspots,
+        super::hotspots::create_hotspot,
+        super::hotspots::get_hotspot,
+        super::hotspots::update_hotspot,
+        super::submissions::create_submission,
+        super::submissions::list_submissions,
+        super::submissions::get_submission,
+        super::submissions::sync_changes,
         super::audit::list_audit,
     ),
-    components(schemas(shared_models::Problem, shared_models::FieldError, shared_models::Role))
+    components(schemas(shared_models::Problem, shared_models::FieldError, shared_models::Role, shared_models::ReviewStatus, shared_models::ReferralStatus, shared_models::HotspotType))
 )]
 pub struct ApiDoc;
 

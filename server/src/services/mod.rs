@@ -3,5 +3,13 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod forms;
+pub mod hotspots;
 pub mod org_units;
 pub mod sessions;
+pub mod submissions;
+pub mod sync;
+
+/// The commodities handed out in outreach, in the order of the visit form's columns
+/// (`condoms_male`, `condoms_female`, `lubricant`, `self_test_kits`).
+pub const COMMODITIES: [&str; 4] = ["male_condom", "female_condom", "lubricant", "self_test_kit"];

@@ -2,8 +2,20 @@
 //! derive serde: the API's shapes are the `…Out` types of shared-models.
 
 pub mod audit_log;
+pub mod clients;
+pub mod commodity_distributions;
+pub mod contacts;
+pub mod forms;
+pub mod group_sessions;
+pub mod handoffs;
+pub mod hotspots;
 pub mod login_failures;
 pub mod org_units;
+pub mod referrals;
 pub mod refresh_tokens;
+pub mod submission_events;
+pub mod submissions;
+pub mod support_actions;
+pub mod sync_counter;
 pub mod teams;
 pub mod users;

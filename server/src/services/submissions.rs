@@ -1,0 +1,867 @@
+//! Submission intake and reading. A submission arrives with the id the phone made, so a
+//! retry over a flaky link is answered from what is stored; the submission and every
+//! record extracted from it (contacts, distributions, referrals, handoffs, sessions,
+//! support actions) commit in one transaction. Raw UICs never reach the database: they
+//! are normalised and replaced by their keyed hash before anything is written.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use mobile_schema::{FormDefinition, FormKind};
+use rand::Rng;
+use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use sha2::Sha256;
+use shared_models::{
+    FieldError, Page, PhotoStatusOut, ReferralOut, ReferralStatus, ReviewStatus, Role,
+    SubmissionEventOut, SubmissionFilter, SubmissionIn, SubmissionOut, SubmissionSummaryOut,
+};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::entities::{
+    clients, commodity_distributions, contacts, forms, group_sessions, handoffs, hotspots,
+    org_units, referrals, submission_events, submissions, support_actions,
+};
+use crate::db::scope::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::services::{audit, forms as form_service, sync};
+use crate::state::AppState;
+
+/// Letters and digits a person cannot misread on a paper slip (no I, O, 0, 1).
+pub const REFERRAL_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// Device clocks drift; a completion time further ahead than this is refused.
+const MAX_CLOCK_AHEAD: Duration = Duration::hours(24);
+
+/// A fresh referral code, `XXXX-XXXX` from [`REFERRAL_ALPHABET`]: random, never derived
+/// from the person (40 bits, so collisions are rare and retried).
+pub fn new_referral_code() -> String {
+    let mut rng = rand::thread_rng();
+    let mut code = String::with_capacity(9);
+    for i in 0..8 {
+        if i == 4 {
+            code.push('-');
+        }
+        let idx = rng.gen_range(0..REFERRAL_ALPHABET.len());
+        code.push(char::from(REFERRAL_ALPHABET[idx]));
+    }
+    code
+}
+
+fn hmac_hex(key: &[u8], data: &[u8]) -> ApiResult<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("HMAC key: {e}")))?;
+    mac.update(data);
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The keyed hash of a normalised UIC: what the database keeps instead of the code.
+pub fn uic_hash(key: &[u8], normalized: &str) -> ApiResult<String> {
+    hmac_hex(key, format!("uic:v1:{normalized}").as_bytes())
+}
+
+/// Parses a stored status.
+pub fn status_of(s: &str) -> ApiResult<ReviewStatus> {
+    ReviewStatus::parse(s)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown review status {s:?}")))
+}
+
+/// The wire shape of a review event.
+pub fn event_out(e: submission_events::Model) -> ApiResult<SubmissionEventOut> {
+    Ok(SubmissionEventOut {
+        at: e.at,
+        actor_id: e.actor_id,
+        from_status: e.from_status.as_deref().map(status_of).transpose()?,
+        to_status: status_of(&e.to_status)?,
+        revision: e.revision.max(0) as u32,
+        comment: e.comment,
+    })
+}
+
+/// The wire shape of a referral.
+pub fn referral_out(r: referrals::Model) -> ApiResult<ReferralOut> {
+    Ok(ReferralOut {
+        status: ReferralStatus::parse(&r.status).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("unknown referral status {:?}", r.status))
+        })?,
+        code: r.code,
+        service: r.service,
+        issued_on: r.issued_on,
+        submission_id: r.submission_id,
+        contact_index: r.contact_position.max(0) as u32,
+        outcome: r.outcome,
+        completed_on: r.completed_on,
+        updated_at: r.updated_at,
+    })
+}
+
+fn summary_out(m: &submissions::Model) -> ApiResult<SubmissionSummaryOut> {
+    Ok(SubmissionSummaryOut {
+        id: m.id,
+        form_id: m.form_id.clone(),
+        form_version: m.form_version.max(0) as u32,
+        kind: m.kind.clone(),
+        status: status_of(&m.status)?,
+        revision: m.revision.max(0) as u32,
+        author_id: m.author_id,
+        org_unit_id: m.org_unit_id,
+        hotspot_id: m.hotspot_id,
+        occurred_on: m.occurred_on,
+        started_at: m.started_at,
+        completed_at: m.completed_at,
+        received_at: m.received_at,
+        updated_at: m.updated_at,
+    })
+}
+
+/// Which photos have arrived, by digest. Photo upload comes with the evidence store;
+/// until a digest is recorded there it is reported missing.
+async fn photo_status<C: ConnectionTrait>(
+    _db: &C,
+    m: &submissions::Model,
+) -> ApiResult<Vec<PhotoStatusOut>> {
+    let digests: Vec<String> = serde_json::from_value(m.photo_digests.clone())
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(digests
+        .into_iter()
+        .map(|sha256| PhotoStatusOut {
+            sha256,
+            present: false,
+        })
+        .collect())
+}
+
+/// A submission in full, as its author or a reviewer sees it.
+pub async fn detail<C: ConnectionTrait>(db: &C, m: submissions::Model) -> ApiResult<SubmissionOut> {
+    let referrals = referrals::Entity::find()
+        .filter(referrals::Column::SubmissionId.eq(m.id))
+        .order_by_asc(referrals::Column::ContactPosition)
+        .order_by_asc(referrals::Column::Service)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(referral_out)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let events = submission_events::Entity::find()
+        .filter(submission_events::Column::SubmissionId.eq(m.id))
+        .order_by_asc(submission_events::Column::At)
+        .order_by_asc(submission_events::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(event_out)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let photos = photo_status(db, &m).await?;
+    Ok(SubmissionOut {
+        summary: summary_out(&m)?,
+        answers: m.answers,
+        referrals,
+        photos,
+        events,
+    })
+}
+
+/// The condition selecting the submissions a caller may see: field workers their own,
+/// supervisors their subtree, admins all.
+pub fn visible_to(actor: &Principal) -> Condition {
+    match actor.role {
+        Role::PeerEducator | Role::Volunteer => {
+            Condition::all().add(submissions::Column::AuthorId.eq(actor.user_id))
+        }
+        Role::Supervisor | Role::Admin => match actor.scope() {
+            Scope::All => Condition::all(),
+            Scope::Subtree(prefix) => {
+                Condition::all().add(submissions::Column::OrgPath.starts_with(prefix.as_str()))
+            }
+        },
+    }
+}
+
+/// A submission the caller may see; 404 otherwise (existence is not leaked).
+pub async fn scoped<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    id: Uuid,
+) -> ApiResult<submissions::Model> {
+    submissions::Entity::find_by_id(id)
+        .filter(visible_to(actor))
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("submission"))
+}
+
+/// Reads one submission in full; the read is audited.
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    id: Uuid,
+) -> ApiResult<SubmissionOut> {
+    let m = scoped(db, actor, id).await?;
+    audit::record(
+        db,
+        Some(actor.user_id),
+        "submission.read",
+        "submission",
+        Some(id.to_string()),
+        serde_json::json!({ "form_id": m.form_id, "status": m.status }),
+    )
+    .await?;
+    detail(db, m).await
+}
+
+const LIST_CURSOR_PREFIX: &str = "s1:";
+
+fn encode_list_cursor(m: &submissions::Model) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{LIST_CURSOR_PREFIX}{}:{}",
+        m.received_at.timestamp_micros(),
+        m.id
+    ))
+}
+
+fn decode_list_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+    let bad = || ApiError::bad_param("cursor", "invalid", "not a cursor this server issued");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+    let rest = text.strip_prefix(LIST_CURSOR_PREFIX).ok_or_else(bad)?;
+    let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+/// Submissions the caller may see, newest received first.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    filter: &SubmissionFilter,
+) -> ApiResult<Page<SubmissionSummaryOut>> {
+    let limit = filter.limit.unwrap_or(shared_models::DEFAULT_PAGE_LIMIT);
+    if !(1..=shared_models::MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_param(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {}", shared_models::MAX_PAGE_LIMIT),
+        ));
+    }
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ApiError::bad_param(
+                "to",
+                "before_from",
+                "`to` is before `from`",
+            ));
+        }
+    }
+    let mut query = submissions::Entity::find().filter(visible_to(actor));
+    if let Some(status) = filter.status {
+        query = query.filter(submissions::Column::Status.eq(status.as_str()));
+    }
+    if let Some(form_id) = &filter.form_id {
+        query = query.filter(submissions::Column::FormId.eq(form_id.as_str()));
+    }
+    if let Some(author) = filter.author_id {
+        query = query.filter(submissions::Column::AuthorId.eq(author));
+    }
+    if let Some(unit_id) = filter.org_unit_id {
+        let unit = actor.scope().org_unit(db, unit_id).await?;
+        query = query.filter(submissions::Column::OrgPath.starts_with(unit.path.as_str()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(submissions::Column::OccurredOn.gte(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(submissions::Column::OccurredOn.lte(to));
+    }
+    if let Some(cursor) = filter.cursor.as_deref().filter(|c| !c.is_empty()) {
+        let (at, id) = decode_list_cursor(cursor)?;
+        query = query.filter(
+            Condition::any()
+                .add(submissions::Column::ReceivedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(submissions::Column::ReceivedAt.eq(at))
+                        .add(submissions::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let mut rows = query
+        .order_by_desc(submissions::Column::ReceivedAt)
+        .order_by_desc(submissions::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(encode_list_cursor)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows
+            .iter()
+            .map(summary_out)
+            .collect::<ApiResult<Vec<_>>>()?,
+        next_cursor,
+    })
+}
+
+/// Where a submission happened, resolved from its hotspot or named unit.
+struct Place {
+    org_unit: org_units::Model,
+    hotspot_id: Option<Uuid>,
+}
+
+async fn resolve_place<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    input: &SubmissionIn,
+    faults: &mut Vec<FieldError>,
+) -> ApiResult<Option<Place>> {
+    let own_area = Scope::Subtree(actor.org_unit_path.clone());
+    let hotspot = match &input.hotspot_code {
+        Some(code) => {
+            let found = hotspots::Entity::find()
+                .filter(hotspots::Column::Code.eq(code.as_str()))
+                .one(db)
+                .await?
+                .filter(|h| own_area.contains_path(&h.org_path));
+            match found {
+                None => {
+                    faults.push(FieldError::new(
+                        "hotspot_code",
+                        "unknown_hotspot",
+                        "no hotspot with this code in your area",
+                    ));
+                    return Ok(None);
+                }
+                Some(h) if !h.active => {
+                    faults.push(FieldError::new(
+                        "hotspot_code",
+                        "inactive_hotspot",
+                        "this hotspot is no longer active",
+                    ));
+                    return Ok(None);
+                }
+                Some(h) => Some(h),
+            }
+        }
+        None => None,
+    };
+    let unit_id = match (&hotspot, input.org_unit_id) {
+        (Some(h), Some(unit)) if h.org_unit_id != unit => {
+            faults.push(FieldError::new(
+                "org_unit_id",
+                "place_mismatch",
+                "the hotspot lies in another unit; send one of the two",
+            ));
+            return Ok(None);
+        }
+        (Some(h), _) => h.org_unit_id,
+        (None, Some(unit)) => unit,
+        (None, None) => {
+            faults.push(FieldError::new(
+                "hotspot_code",
+                "required",
+                "name the hotspot (`hotspot_code`) or the ward (`org_unit_id`) where it happened",
+            ));
+            return Ok(None);
+        }
+    };
+    let unit = org_units::Entity::find_by_id(unit_id)
+        .one(db)
+        .await?
+        .filter(|u| own_area.contains_path(&u.path));
+    match unit {
+        Some(org_unit) => Ok(Some(Place {
+            org_unit,
+            hotspot_id: hotspot.map(|h| h.id),
+        })),
+        None => {
+            faults.push(FieldError::new(
+                "org_unit_id",
+                "outside_your_area",
+                "no such unit in your area",
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// The answer key holding the day the visit or session happened, by kind.
+fn occurred_on_key(kind: FormKind) -> &'static str {
+    match kind {
+        FormKind::OutreachVisit | FormKind::SupportVisit => "visit_date",
+        FormKind::ReferralHandoff => "arrived_on",
+        FormKind::GroupSession => "session_date",
+    }
+}
+
+fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
+fn int_at(v: &serde_json::Value, key: &str) -> i64 {
+    v.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0)
+}
+
+fn strings_at(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn date_at(v: &serde_json::Value, key: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(str_at(v, key), "%Y-%m-%d").map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!(
+            "validated answers lack the date `{key}`; the form's kind keys were not checked"
+        ))
+    })
+}
+
+/// Submits a finished form. Answers `true` when it was stored now, `false` when the
+/// same submission was already stored (an identical retry).
+pub async fn submit(
+    state: &AppState,
+    actor: &Principal,
+    input: SubmissionIn,
+) -> ApiResult<(SubmissionOut, bool)> {
+    let db = &state.db;
+    let key = state.config.uic_hmac_key.expose();
+    let as_sent = serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.into()))?;
+    let fingerprint = hmac_hex(
+        key,
+        format!("submission:v1:{}", form_service::canonical_json(&as_sent)).as_bytes(),
+    )?;
+
+    if let Some(existing) = submissions::Entity::find_by_id(input.id).one(db).await? {
+        return replay(db, actor, existing, &fingerprint).await;
+    }
+
+    let form = form_row(db, &input).await?;
+    let def = form_service::definition_of(&form)?;
+    if !form_service::role_may_submit(&def.roles, actor.role) {
+        return Err(ApiError::Forbidden(format!(
+            "the role {} may not submit {}",
+            actor.role.as_str(),
+            def.form_id
+        )));
+    }
+
+    let mut faults = Vec::new();
+    if input.completed_at < input.started_at {
+        faults.push(FieldError::new(
+            "completed_at",
+            "before_started_at",
+            "the form cannot be finished before it was started",
+        ));
+    }
+    if input.completed_at > Utc::now() + MAX_CLOCK_AHEAD {
+        faults.push(FieldError::new(
+            "completed_at",
+            "in_the_future",
+            "more than a day ahead of the server's clock; check the phone's date",
+        ));
+    }
+    if let Err(answer_faults) = def.validate_answers(&input.answers) {
+        faults.extend(form_service::to_field_errors("answers", answer_faults));
+    }
+    let place = resolve_place(db, actor, &input, &mut faults).await?;
+    if def.kind == FormKind::ReferralHandoff && faults.is_empty() {
+        let code = str_at(&input.answers, "referral_code");
+        let known = referrals::Entity::find()
+            .filter(referrals::Column::Code.eq(code))
+            .one(db)
+            .await?;
+        if known.is_none() {
+            faults.push(FieldError::new(
+                "answers.referral_code",
+                "unknown_referral",
+                "no referral was issued with this code",
+            ));
+        }
+    }
+    let Some(place) = place.filter(|_| faults.is_empty()) else {
+        return Err(ApiError::Validation(faults));
+    };
+
+    let answers = hash_uics(key, &def, input.answers.clone())?;
+    let occurred_on = date_at(&answers, occurred_on_key(def.kind))?;
+    let photos = def.photo_digests(&answers);
+
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let inserted = submissions::Entity::insert(submissions::ActiveModel {
+        id: Set(input.id),
+        form_id: Set(def.form_id.clone()),
+        form_version: Set(def.version as i32),
+        kind: Set(def.kind.as_str().to_string()),
+        author_id: Set(actor.user_id),
+        org_unit_id: Set(place.org_unit.id),
+        org_path: Set(place.org_unit.path.clone()),
+        hotspot_id: Set(place.hotspot_id),
+        status: Set(ReviewStatus::Submitted.as_str().to_string()),
+        revision: Set(1),
+        fingerprint: Set(fingerprint.clone()),
+        answers: Set(answers.clone()),
+        photo_digests: Set(serde_json::json!(photos)),
+        occurred_on: Set(occurred_on),
+        started_at: Set(input.started_at),
+        completed_at: Set(input.completed_at),
+        received_at: Set(now),
+        updated_at: Set(now),
+        change_seq: Set(0),
+    })
+    .on_conflict(
+        OnConflict::column(submissions::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
+        // A concurrent request with the same id won the race: answer as a retry.
+        txn.rollback().await?;
+        let existing = submissions::Entity::find_by_id(input.id)
+            .one(db)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("submission vanished after a conflict"))
+            })?;
+        return replay(db, actor, existing, &fingerprint).await;
+    }
+    submission_events::Entity::insert(submission_events::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        submission_id: Set(input.id),
+        revision: Set(1),
+        actor_id: Set(actor.user_id),
+        from_status: Set(None),
+        to_status: Set(ReviewStatus::Submitted.as_str().to_string()),
+        comment: Set(None),
+        at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+
+    let issued = extract(&txn, &def, input.id, &answers).await?;
+    let seqs = sync::next_change_seqs(&txn, 1 + issued.len() as i64).await?;
+    let mut seq = seqs.start;
+    submissions::Entity::update_many()
+        .col_expr(submissions::Column::ChangeSeq, seq.into())
+        .filter(submissions::Column::Id.eq(input.id))
+        .exec(&txn)
+        .await?;
+    for (position, service, hash) in issued {
+        seq += 1;
+        insert_referral(
+            &txn,
+            ReferralDraft {
+                submission_id: input.id,
+                position,
+                service,
+                uic_hash: hash,
+                issued_on: occurred_on,
+                issued_by: actor.user_id,
+                org_unit: &place.org_unit,
+                change_seq: seq,
+                now,
+            },
+        )
+        .await?;
+    }
+    let stored = submissions::Entity::find_by_id(input.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("submission vanished in its transaction"))
+        })?;
+    let out = detail(&txn, stored).await?;
+    txn.commit().await?;
+    tracing::info!(
+        submission.id = %input.id,
+        form.id = %def.form_id,
+        form.version = def.version,
+        "submission stored"
+    );
+    Ok((out, true))
+}
+
+async fn form_row<C: ConnectionTrait>(db: &C, input: &SubmissionIn) -> ApiResult<forms::Model> {
+    let versions = forms::Entity::find()
+        .filter(forms::Column::FormId.eq(input.form_id.as_str()))
+        .all(db)
+        .await?;
+    if versions.is_empty() {
+        return Err(ApiError::invalid(
+            "form_id",
+            "unknown_form",
+            "no form with this id is published",
+        ));
+    }
+    versions
+        .into_iter()
+        .find(|f| f.version == input.form_version as i32)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "form_version",
+                "unknown_form_version",
+                "this version of the form is not published",
+            )
+        })
+}
+
+/// An id seen before: the same author with the same body gets the stored record;
+/// anything else is a conflict (and tells nothing about the stored one).
+async fn replay<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    existing: submissions::Model,
+    fingerprint: &str,
+) -> ApiResult<(SubmissionOut, bool)> {
+    if existing.author_id != actor.user_id || existing.fingerprint != fingerprint {
+        return Err(ApiError::conflict_on(
+            "id",
+            "id_conflict",
+            "a different submission with this id is already stored; make a new id for a new submission",
+        ));
+    }
+    Ok((detail(db, existing).await?, false))
+}
+
+/// Replaces every UIC in the answers by its keyed hash.
+fn hash_uics(
+    key: &[u8],
+    def: &FormDefinition,
+    mut answers: serde_json::Value,
+) -> ApiResult<serde_json::Value> {
+    for path in def.uic_paths(&answers) {
+        let pointer = mobile_schema::json_pointer(&path);
+        let Some(slot) = answers.pointer_mut(&pointer) else {
+            continue;
+        };
+        let raw = slot.as_str().unwrap_or_default();
+        let normalized = mobile_schema::normalize_uic(raw).ok_or_else(|| {
+            ApiError::invalid(
+                format!("answers.{path}"),
+                "bad_uic",
+                "not a valid client code",
+            )
+        })?;
+        *slot = serde_json::Value::String(uic_hash(key, &normalized)?);
+    }
+    Ok(answers)
+}
+
+/// Extracts the typed records of a submission's kind. Answers the referrals to issue
+/// (contact position, service, client hash): they are written last, with sync numbers.
+async fn extract<C: ConnectionTrait>(
+    txn: &C,
+    def: &FormDefinition,
+    submission_id: Uuid,
+    answers: &serde_json::Value,
+) -> ApiResult<Vec<(i32, String, String)>> {
+    let mut issued = Vec::new();
+    match def.kind {
+        FormKind::OutreachVisit => {
+            let contacts = answers
+                .get("contacts")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut totals = [0i64; 4];
+            for (position, c) in contacts.iter().enumerate() {
+                let position = position as i32;
+                let hash = str_at(c, "uic").to_string();
+                let is_new = clients::Entity::insert(clients::ActiveModel {
+                    uic_hash: Set(hash.clone()),
+                    first_submission_id: Set(submission_id),
+                    first_seen_at: Set(Utc::now()),
+                })
+                .on_conflict(
+                    OnConflict::column(clients::Column::UicHash)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?
+                    == 1;
+                let quantities = [
+                    int_at(c, "condoms_male"),
+                    int_at(c, "condoms_female"),
+                    int_at(c, "lubricant"),
+                    int_at(c, "self_test_kits"),
+                ];
+                for (total, q) in totals.iter_mut().zip(quantities) {
+                    *total += q;
+                }
+                contacts::Entity::insert(contacts::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    submission_id: Set(submission_id),
+                    position: Set(position),
+                    uic_hash: Set(hash.clone()),
+                    is_new: Set(is_new),
+                    age_band: Set(str_at(c, "age_band").to_string()),
+                    condoms_male: Set(quantities[0] as i32),
+                    condoms_female: Set(quantities[1] as i32),
+                    lubricant: Set(quantities[2] as i32),
+                    self_test_kits: Set(quantities[3] as i32),
+                    iec_materials: Set(int_at(c, "iec_materials") as i32),
+                    counselled: Set(c
+                        .get("counselled")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false)),
+                })
+                .exec_without_returning(txn)
+                .await?;
+                for service in strings_at(c, "referrals") {
+                    issued.push((position, service, hash.clone()));
+                }
+            }
+            for (item, total) in crate::services::COMMODITIES.iter().zip(totals) {
+                if total > 0 {
+                    commodity_distributions::Entity::insert(commodity_distributions::ActiveModel {
+                        submission_id: Set(submission_id),
+                        item: Set((*item).to_string()),
+                        quantity: Set(total as i32),
+                    })
+                    .exec_without_returning(txn)
+                    .await?;
+                }
+            }
+        }
+        FormKind::ReferralHandoff => {
+            handoffs::Entity::insert(handoffs::ActiveModel {
+                submission_id: Set(submission_id),
+                referral_code: Set(str_at(answers, "referral_code").to_string()),
+                facility: Set(str_at(answers, "facility").to_string()),
+                arrived_on: Set(date_at(answers, "arrived_on")?),
+                service: Set(str_at(answers, "service").to_string()),
+                outcome: Set(str_at(answers, "outcome").to_string()),
+            })
+            .exec_without_returning(txn)
+            .await?;
+        }
+        FormKind::GroupSession => {
+            group_sessions::Entity::insert(group_sessions::ActiveModel {
+                submission_id: Set(submission_id),
+                audience: Set(str_at(answers, "audience").to_string()),
+                participants: Set(int_at(answers, "participants") as i32),
+                topic: Set(str_at(answers, "topic").to_string()),
+            })
+            .exec_without_returning(txn)
+            .await?;
+        }
+        FormKind::SupportVisit => {
+            let person = str_at(answers, "person_uic").to_string();
+            for action in strings_at(answers, "support") {
+                let loan = (action == "loan")
+                    .then(|| {
+                        answers
+                            .get("loan_amount_vnd")
+                            .and_then(serde_json::Value::as_i64)
+                    })
+                    .flatten();
+                support_actions::Entity::insert(support_actions::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    submission_id: Set(submission_id),
+                    person_uic_hash: Set(person.clone()),
+                    action: Set(action),
+                    loan_amount_vnd: Set(loan),
+                })
+                .exec_without_returning(txn)
+                .await?;
+            }
+        }
+    }
+    Ok(issued)
+}
+
+struct ReferralDraft<'a> {
+    submission_id: Uuid,
+    position: i32,
+    service: String,
+    uic_hash: String,
+    issued_on: NaiveDate,
+    issued_by: Uuid,
+    org_unit: &'a org_units::Model,
+    change_seq: i64,
+    now: DateTime<Utc>,
+}
+
+/// Inserts a referral under a fresh random code, drawing again on the rare collision.
+async fn insert_referral<C: ConnectionTrait>(txn: &C, d: ReferralDraft<'_>) -> ApiResult<()> {
+    for _ in 0..8 {
+        let inserted = referrals::Entity::insert(referrals::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            code: Set(new_referral_code()),
+            submission_id: Set(d.submission_id),
+            contact_position: Set(d.position),
+            uic_hash: Set(d.uic_hash.clone()),
+            service: Set(d.service.clone()),
+            status: Set(ReferralStatus::Issued.as_str().to_string()),
+            issued_on: Set(d.issued_on),
+            issued_by: Set(d.issued_by),
+            org_unit_id: Set(d.org_unit.id),
+            org_path: Set(d.org_unit.path.clone()),
+            outcome: Set(None),
+            completed_on: Set(None),
+            completed_by_submission: Set(None),
+            change_seq: Set(d.change_seq),
+            created_at: Set(d.now),
+            updated_at: Set(d.now),
+        })
+        .on_conflict(
+            OnConflict::column(referrals::Column::Code)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        if inserted == 1 {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "could not draw an unused referral code in 8 tries"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referral_codes_use_the_unambiguous_alphabet() {
+        for _ in 0..200 {
+            let code = new_referral_code();
+            assert_eq!(code.len(), 9);
+            assert_eq!(&code[4..5], "-");
+            assert!(code
+                .chars()
+                .filter(|c| *c != '-')
+                .all(|c| REFERRAL_ALPHABET.contains(&(c as u8))));
+        }
+    }
+
+    #[test]
+    fn uic_hash_is_keyed() {
+        let a = uic_hash(b"key-one-0123456789abcdef01234567", "NGTHDA90F").expect("hash");
+        let b = uic_hash(b"key-two-0123456789abcdef01234567", "NGTHDA90F").expect("hash");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,233 @@
+//! What changed for a phone since it last synced. Every change a phone syncs carries a
+//! `change_seq` taken from the one-row `sync_counter` inside the writing transaction:
+//! the row lock makes sequence order commit order, so a cursor (the highest sequence
+//! seen) never skips a change that committed late.
+
+use std::ops::Range;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use shared_models::{SyncOut, SyncQuery, SyncSubmissionOut};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::entities::{forms, referrals, submission_events, submissions, sync_counter};
+use crate::error::{ApiError, ApiResult};
+use crate::services::{forms as form_service, submissions as submission_service};
+
+const DEFAULT_SYNC_LIMIT: u64 = 100;
+const MAX_SYNC_LIMIT: u64 = 200;
+const CURSOR_PREFIX: &str = "y1.";
+
+/// Takes `count` consecutive change sequence numbers. Call it as late as possible in a
+/// transaction: the counter row stays locked until commit.
+pub async fn next_change_seqs<C: ConnectionTrait>(db: &C, count: i64) -> ApiResult<Range<i64>> {
+    let backend = db.get_database_backend();
+    let stmt = Query::update()
+        .table(sync_counter::Entity)
+        .value(
+            sync_counter::Column::Value,
+            Expr::col(sync_counter::Column::Value).add(count),
+        )
+        .and_where(Expr::col(sync_counter::Column::Id).eq(1))
+        .returning_col(sync_counter::Column::Value)
+        .to_owned();
+    let row = db
+        .query_one(backend.build(&stmt))
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("sync_counter row is missing")))?;
+    let last: i64 = row.try_get("", "value")?;
+    Ok((last - count + 1)..(last + 1))
+}
+
+async fn current_seq<C: ConnectionTrait>(db: &C) -> ApiResult<i64> {
+    let row = sync_counter::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("sync_counter row is missing")))?;
+    Ok(row.value)
+}
+
+/// The cursor after `seq` for this user. It names the user so it cannot be replayed by
+/// another (a foreign cursor is refused, not silently read as someone else's).
+fn encode_cursor(user_id: Uuid, seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{user_id}.{seq}"))
+}
+
+fn decode_cursor(cursor: &str, user_id: Uuid, current: i64) -> ApiResult<i64> {
+    let bad = |message: &str| ApiError::bad_param("since", "invalid_cursor", message);
+    let raw = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad("not a sync cursor this server issued"))?;
+    let text =
+        std::str::from_utf8(&raw).map_err(|_| bad("not a sync cursor this server issued"))?;
+    let rest = text
+        .strip_prefix(CURSOR_PREFIX)
+        .ok_or_else(|| bad("not a sync cursor this server issued"))?;
+    let (user, seq) = rest
+        .rsplit_once('.')
+        .ok_or_else(|| bad("not a sync cursor this server issued"))?;
+    let user = Uuid::parse_str(user).map_err(|_| bad("not a sync cursor this server issued"))?;
+    let seq: i64 = seq
+        .parse()
+        .map_err(|_| bad("not a sync cursor this server issued"))?;
+    if user != user_id {
+        return Err(bad(
+            "this cursor belongs to another user; sync from the start",
+        ));
+    }
+    if !(0..=current).contains(&seq) {
+        return Err(bad(
+            "this cursor is ahead of the server; sync from the start",
+        ));
+    }
+    Ok(seq)
+}
+
+enum Change {
+    Submission(submissions::Model),
+    Form(forms::Model),
+    Referral(referrals::Model),
+}
+
+impl Change {
+    fn seq(&self) -> i64 {
+        match self {
+            Change::Submission(m) => m.change_seq,
+            Change::Form(m) => m.change_seq,
+            Change::Referral(m) => m.change_seq,
+        }
+    }
+}
+
+/// Everything that changed for `actor` after `query.since`, oldest change first.
+pub async fn changes<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    query: &SyncQuery,
+) -> ApiResult<SyncOut> {
+    let limit = query.limit.unwrap_or(DEFAULT_SYNC_LIMIT);
+    if !(1..=MAX_SYNC_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_param(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_SYNC_LIMIT}"),
+        ));
+    }
+    // Everything up to `upto` is committed (see the module docs); read no further.
+    let upto = current_seq(db).await?;
+    let since = match query.since.as_deref() {
+        None | Some("") => 0,
+        Some(c) => decode_cursor(c, actor.user_id, upto)?,
+    };
+    let take = limit + 1;
+    let mut changes: Vec<Change> = Vec::new();
+    changes.extend(
+        submissions::Entity::find()
+            .filter(submissions::Column::AuthorId.eq(actor.user_id))
+            .filter(submissions::Column::ChangeSeq.gt(since))
+            .filter(submissions::Column::ChangeSeq.lte(upto))
+            .order_by_asc(submissions::Column::ChangeSeq)
+            .limit(take)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(Change::Submission),
+    );
+    changes.extend(
+        referrals::Entity::find()
+            .filter(referrals::Column::IssuedBy.eq(actor.user_id))
+            .filter(referrals::Column::ChangeSeq.gt(since))
+            .filter(referrals::Column::ChangeSeq.lte(upto))
+            .order_by_asc(referrals::Column::ChangeSeq)
+            .limit(take)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(Change::Referral),
+    );
+    // Forms are few; filter by role here rather than inside JSON in SQL.
+    for row in forms::Entity::find()
+        .filter(forms::Column::ChangeSeq.gt(since))
+        .filter(forms::Column::ChangeSeq.lte(upto))
+        .order_by_asc(forms::Column::ChangeSeq)
+        .all(db)
+        .await?
+    {
+        let roles: Vec<String> = serde_json::from_value(row.roles.clone()).unwrap_or_default();
+        if form_service::visible_to(&roles, actor.role) {
+            changes.push(Change::Form(row));
+        }
+    }
+    changes.sort_by_key(Change::seq);
+    let has_more = changes.len() as u64 > limit;
+    changes.truncate(limit as usize);
+    let cursor_seq = if has_more {
+        changes.last().map_or(since, Change::seq)
+    } else {
+        upto
+    };
+
+    let submission_ids: Vec<Uuid> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Submission(m) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    let reviews = latest_reviews(db, &submission_ids).await?;
+    let mut out = SyncOut {
+        cursor: encode_cursor(actor.user_id, cursor_seq),
+        has_more,
+        submissions: Vec::new(),
+        forms: Vec::new(),
+        referrals: Vec::new(),
+    };
+    for change in changes {
+        match change {
+            Change::Submission(m) => {
+                let last_review = reviews
+                    .iter()
+                    .find(|e| e.submission_id == m.id)
+                    .map(|e| submission_service::event_out(e.clone()))
+                    .transpose()?;
+                out.submissions.push(SyncSubmissionOut {
+                    id: m.id,
+                    form_id: m.form_id,
+                    status: submission_service::status_of(&m.status)?,
+                    revision: m.revision as u32,
+                    updated_at: m.updated_at,
+                    last_review,
+                });
+            }
+            Change::Form(m) => out.forms.push(form_service::form_out(m)?),
+            Change::Referral(m) => out.referrals.push(submission_service::referral_out(m)?),
+        }
+    }
+    Ok(out)
+}
+
+/// The latest review move (an event with a `from` state) of each submission.
+async fn latest_reviews<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> ApiResult<Vec<submission_events::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let events = submission_events::Entity::find()
+        .filter(submission_events::Column::SubmissionId.is_in(ids.iter().copied()))
+        .filter(submission_events::Column::FromStatus.is_not_null())
+        .order_by_desc(submission_events::Column::At)
+        .all(db)
+        .await?;
+    let mut latest: Vec<submission_events::Model> = Vec::new();
+    for e in events {
+        if !latest.iter().any(|l| l.submission_id == e.submission_id) {
+            latest.push(e);
+        }
+    }
+    Ok(latest)
+}
