@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_foundation;
 mod m20261123_000002_intake;
+mod m20261123_000003_photos;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_intake::Migration),
+            Box::new(m20261123_000003_photos::Migration),
         ]
     }
 }
@@ -42,4 +44,5 @@ pub const TABLES: &[&str] = &[
     "handoffs",
     "group_sessions",
     "support_actions",
+    "submission_photos",
 ];

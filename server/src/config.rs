@@ -59,6 +59,15 @@ pub struct Config {
     pub login_window: Duration,
     /// `text` or `json` (`LOG_FORMAT`, default `text`).
     pub log_format: LogFormat,
+    /// Answer photo reads on S3 with a redirect to a presigned URL valid 60 s instead of
+    /// streaming through the server (`PHOTO_PRESIGNED_REDIRECT`, default `false`).
+    pub photo_presigned_redirect: bool,
+    /// How often each server looks for stored photos without their row
+    /// (`PHOTO_SWEEP_INTERVAL_SECS`, default 3600; 0 turns the sweeper off).
+    pub photo_sweep_interval: Duration,
+    /// How old such an orphan must be before it is removed, so uploads in flight are
+    /// never touched (`PHOTO_SWEEP_GRACE_SECS`, default 3600).
+    pub photo_sweep_grace: Duration,
 }
 
 /// The log line format.
@@ -317,6 +326,23 @@ impl Config {
                 1..=86_400,
             )?),
             log_format,
+            photo_presigned_redirect: parse_bool(
+                "PHOTO_PRESIGNED_REDIRECT",
+                var("PHOTO_PRESIGNED_REDIRECT"),
+                false,
+            )?,
+            photo_sweep_interval: Duration::from_secs(parse_num(
+                "PHOTO_SWEEP_INTERVAL_SECS",
+                var("PHOTO_SWEEP_INTERVAL_SECS"),
+                3600,
+                0..=7 * 86_400,
+            )?),
+            photo_sweep_grace: Duration::from_secs(parse_num(
+                "PHOTO_SWEEP_GRACE_SECS",
+                var("PHOTO_SWEEP_GRACE_SECS"),
+                3600,
+                60..=30 * 86_400,
+            )?),
         })
     }
 
@@ -343,6 +369,9 @@ impl Config {
             login_max_failures: 5,
             login_window: Duration::from_secs(900),
             log_format: LogFormat::Text,
+            photo_presigned_redirect: false,
+            photo_sweep_interval: Duration::ZERO,
+            photo_sweep_grace: Duration::from_secs(3600),
         }
     }
 }

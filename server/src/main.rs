@@ -44,6 +44,9 @@ enum Command {
     },
     /// Create demo teams and one user per role in Đống Đa and Hoàn Kiếm (passwords printed once).
     SeedDemo,
+    /// Remove stored photos that have no record (left by a crash between the two writes)
+    /// and are older than PHOTO_SWEEP_GRACE_SECS. Safe beside running servers.
+    SweepPhotos,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -102,6 +105,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "listening");
+            spawn_photo_sweeper(&state);
             server::serve(listener, state, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
@@ -124,8 +128,45 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let state = AppState::build(config).await?;
             seed_demo(&state).await?;
         }
+        Command::SweepPhotos => {
+            let grace = config.photo_sweep_grace;
+            let state = AppState::build(config).await?;
+            let report = server::services::photos::sweep_orphans(&state, grace)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "checked {} photo objects, removed {} orphans",
+                report.objects, report.removed
+            );
+        }
     }
     Ok(())
+}
+
+/// Every server sweeps orphaned photo objects now and then; several doing it at once is
+/// safe (see `sweep_orphans`).
+fn spawn_photo_sweeper(state: &AppState) {
+    let interval = state.config.photo_sweep_interval;
+    if interval.is_zero() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match server::services::photos::sweep_orphans(&state, state.config.photo_sweep_grace)
+                .await
+            {
+                Ok(r) if r.removed > 0 => {
+                    tracing::info!(objects = r.objects, removed = r.removed, "photo sweep")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "photo sweep failed"),
+            }
+        }
+    });
 }
 
 /// Demo data for trying the API: teams and one user per role in two districts.

@@ -115,6 +115,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/submissions"),
     ("get", "/api/v1/submissions/{id}"),
     ("get", "/api/v1/sync"),
+    ("head", "/api/v1/submissions/{id}/photos/{sha256}"),
+    ("put", "/api/v1/submissions/{id}/photos/{sha256}"),
+    ("get", "/api/v1/submissions/{id}/photos/{sha256}"),
     ("get", "/api/v1/audit"),
 ];
 

@@ -8,6 +8,7 @@ pub mod health;
 pub mod hotspots;
 pub mod openapi;
 pub mod org_units;
+pub mod photos;
 pub mod submissions;
 pub mod teams;
 pub mod users;
@@ -28,5 +29,6 @@ pub fn router() -> Router<AppState> {
         .merge(forms::router())
         .merge(hotspots::router())
         .merge(submissions::router())
+        .merge(photos::router())
         .merge(audit::router())
 }

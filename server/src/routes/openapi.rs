@@ -62,6 +62,9 @@ impl Modify for BearerAuth {
         super::submissions::list_submissions,
         super::submissions::get_submission,
         super::submissions::sync_changes,
+        super::photos::head_photo,
+        super::photos::put_photo,
+        super::photos::get_photo,
         super::audit::list_audit,
     ),
     components(schemas(shared_models::Problem, shared_models::FieldError, shared_models::Role, shared_models::ReviewStatus, shared_models::ReferralStatus, shared_models::HotspotType))

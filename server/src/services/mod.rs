@@ -6,6 +6,7 @@ pub mod audit;
 pub mod forms;
 pub mod hotspots;
 pub mod org_units;
+pub mod photos;
 pub mod sessions;
 pub mod submissions;
 pub mod sync;

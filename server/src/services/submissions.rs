@@ -119,19 +119,19 @@ fn summary_out(m: &submissions::Model) -> ApiResult<SubmissionSummaryOut> {
     })
 }
 
-/// Which photos have arrived, by digest. Photo upload comes with the evidence store;
-/// until a digest is recorded there it is reported missing.
+/// Which photos the answers name, and whether each has arrived.
 async fn photo_status<C: ConnectionTrait>(
-    _db: &C,
+    db: &C,
     m: &submissions::Model,
 ) -> ApiResult<Vec<PhotoStatusOut>> {
     let digests: Vec<String> = serde_json::from_value(m.photo_digests.clone())
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let stored = crate::services::photos::stored_digests(db, m.id).await?;
     Ok(digests
         .into_iter()
         .map(|sha256| PhotoStatusOut {
+            present: stored.contains(&sha256),
             sha256,
-            present: false,
         })
         .collect())
 }

@@ -44,6 +44,7 @@ impl DiskStore {
                     key: key.to_string(),
                     size: m.len(),
                     content_type,
+                    last_modified: m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
                 }))
             }
             Ok(_) => Ok(None),
@@ -106,6 +107,7 @@ impl BlobStore for DiskStore {
                 key: key.to_string(),
                 size,
                 content_type: Some(content_type.to_string()),
+                last_modified: Some(chrono::Utc::now()),
             })
         }
         .await;

@@ -4,6 +4,7 @@
 //! object becomes visible only once stored whole.
 
 mod disk;
+pub mod image_meta;
 mod s3;
 
 pub use disk::DiskStore;
@@ -32,6 +33,8 @@ pub struct BlobMeta {
     pub key: String,
     pub size: u64,
     pub content_type: Option<String>,
+    /// When the object was last written, where the store tells (lists and heads do).
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A stored object with its bytes as a stream.

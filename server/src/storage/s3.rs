@@ -144,6 +144,7 @@ impl BlobStore for S3Store {
             key: key.to_string(),
             size,
             content_type: Some(content_type.to_string()),
+            last_modified: Some(chrono::Utc::now()),
         })
     }
 
@@ -161,6 +162,7 @@ impl BlobStore for S3Store {
                 key: key.to_string(),
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 content_type: out.content_type().map(str::to_string),
+                last_modified: out.last_modified().and_then(to_chrono),
             })),
             Err(e)
                 if e.as_service_error()
@@ -188,6 +190,7 @@ impl BlobStore for S3Store {
                     key: key.to_string(),
                     size: out.content_length().unwrap_or(0).max(0) as u64,
                     content_type: out.content_type().map(str::to_string),
+                    last_modified: out.last_modified().and_then(to_chrono),
                 };
                 let reader = out.body.into_async_read();
                 let stream =
@@ -241,6 +244,7 @@ impl BlobStore for S3Store {
                     key: key.to_string(),
                     size: obj.size().unwrap_or(0).max(0) as u64,
                     content_type: None,
+                    last_modified: obj.last_modified().and_then(to_chrono),
                 });
             }
         }
@@ -272,4 +276,9 @@ impl BlobStore for S3Store {
             .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// The SDK's timestamp as a chrono one.
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }

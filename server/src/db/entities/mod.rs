@@ -14,6 +14,7 @@ pub mod org_units;
 pub mod referrals;
 pub mod refresh_tokens;
 pub mod submission_events;
+pub mod submission_photos;
 pub mod submissions;
 pub mod support_actions;
 pub mod sync_counter;
