@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_intake;
 mod m20261123_000003_photos;
+mod m20261123_000004_review_reports;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_intake::Migration),
             Box::new(m20261123_000003_photos::Migration),
+            Box::new(m20261123_000004_review_reports::Migration),
         ]
     }
 }
@@ -45,4 +47,9 @@ pub const TABLES: &[&str] = &[
     "group_sessions",
     "support_actions",
     "submission_photos",
+    "submission_revisions",
+    "client_keys",
+    "approved_contacts",
+    "targets",
+    "stock_movements",
 ];

@@ -68,6 +68,12 @@ pub struct Config {
     /// How old such an orphan must be before it is removed, so uploads in flight are
     /// never touched (`PHOTO_SWEEP_GRACE_SECS`, default 3600).
     pub photo_sweep_grace: Duration,
+    /// Days a referral may wait for its handoff before it expires
+    /// (`REFERRAL_EXPIRY_DAYS`, default 30).
+    pub referral_expiry_days: u32,
+    /// How often each server expires overdue referrals
+    /// (`REFERRAL_EXPIRY_INTERVAL_SECS`, default 3600; 0 turns it off).
+    pub referral_expiry_interval: Duration,
 }
 
 /// The log line format.
@@ -343,6 +349,18 @@ impl Config {
                 3600,
                 60..=30 * 86_400,
             )?),
+            referral_expiry_days: parse_num(
+                "REFERRAL_EXPIRY_DAYS",
+                var("REFERRAL_EXPIRY_DAYS"),
+                30,
+                1..=3650,
+            )? as u32,
+            referral_expiry_interval: Duration::from_secs(parse_num(
+                "REFERRAL_EXPIRY_INTERVAL_SECS",
+                var("REFERRAL_EXPIRY_INTERVAL_SECS"),
+                3600,
+                0..=7 * 86_400,
+            )?),
         })
     }
 
@@ -372,6 +390,8 @@ impl Config {
             photo_presigned_redirect: false,
             photo_sweep_interval: Duration::ZERO,
             photo_sweep_grace: Duration::from_secs(3600),
+            referral_expiry_days: 30,
+            referral_expiry_interval: Duration::ZERO,
         }
     }
 }

@@ -47,6 +47,9 @@ enum Command {
     /// Remove stored photos that have no record (left by a crash between the two writes)
     /// and are older than PHOTO_SWEEP_GRACE_SECS. Safe beside running servers.
     SweepPhotos,
+    /// Mark referrals not completed within REFERRAL_EXPIRY_DAYS as expired. Safe beside
+    /// running servers (they do it hourly too).
+    ExpireReferrals,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,6 +109,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "listening");
             spawn_photo_sweeper(&state);
+            spawn_referral_expiry(&state);
             server::serve(listener, state, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
@@ -128,6 +132,17 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let state = AppState::build(config).await?;
             seed_demo(&state).await?;
         }
+        Command::ExpireReferrals => {
+            let state = AppState::build(config).await?;
+            let n = server::services::referrals::expire(
+                &state.db,
+                state.config.referral_expiry_days,
+                chrono::Utc::now().date_naive(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("expired {n} referrals");
+        }
         Command::SweepPhotos => {
             let grace = config.photo_sweep_grace;
             let state = AppState::build(config).await?;
@@ -141,6 +156,31 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every server expires overdue referrals now and then (idempotent; see `expire`).
+fn spawn_referral_expiry(state: &AppState) {
+    let interval = state.config.referral_expiry_interval;
+    if interval.is_zero() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = server::services::referrals::expire(
+                &state.db,
+                state.config.referral_expiry_days,
+                chrono::Utc::now().date_naive(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "referral expiry failed");
+            }
+        }
+    });
 }
 
 /// Every server sweeps orphaned photo objects now and then; several doing it at once is

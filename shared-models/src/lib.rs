@@ -8,7 +8,9 @@ pub mod intake;
 pub mod org_unit;
 pub mod paging;
 pub mod problem;
+pub mod review;
 pub mod role;
+pub mod stock;
 
 pub use account::*;
 pub use audit::*;
@@ -16,4 +18,6 @@ pub use intake::*;
 pub use org_unit::*;
 pub use paging::*;
 pub use problem::*;
+pub use review::*;
 pub use role::*;
+pub use stock::*;

@@ -13,4 +13,7 @@ mod migrations;
 mod org_units;
 mod photos;
 mod reading;
+mod reports;
+mod review;
+mod stock;
 mod users;

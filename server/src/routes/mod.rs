@@ -9,6 +9,10 @@ pub mod hotspots;
 pub mod openapi;
 pub mod org_units;
 pub mod photos;
+pub mod referrals;
+pub mod reports;
+pub mod review;
+pub mod stock;
 pub mod submissions;
 pub mod teams;
 pub mod users;
@@ -30,5 +34,9 @@ pub fn router() -> Router<AppState> {
         .merge(hotspots::router())
         .merge(submissions::router())
         .merge(photos::router())
+        .merge(review::router())
+        .merge(referrals::router())
+        .merge(reports::router())
+        .merge(stock::router())
         .merge(audit::router())
 }

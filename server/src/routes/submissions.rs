@@ -94,6 +94,9 @@ pub fn router() -> Router<AppState> {
             "/api/v1/submissions",
             get(list_submissions).post(create_submission),
         )
-        .route("/api/v1/submissions/{id}", get(get_submission))
+        .route(
+            "/api/v1/submissions/{id}",
+            get(get_submission).put(super::review::revise_submission),
+        )
         .route("/api/v1/sync", get(sync_changes))
 }

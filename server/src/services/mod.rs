@@ -7,7 +7,11 @@ pub mod forms;
 pub mod hotspots;
 pub mod org_units;
 pub mod photos;
+pub mod referrals;
+pub mod reports;
+pub mod review;
 pub mod sessions;
+pub mod stock;
 pub mod submissions;
 pub mod sync;
 

@@ -65,6 +65,14 @@ pub fn uic_hash(key: &[u8], normalized: &str) -> ApiResult<String> {
     hmac_hex(key, format!("uic:v1:{normalized}").as_bytes())
 }
 
+/// The time now, to the microsecond: what both databases keep, so a cursor made from a
+/// stored time compares equal to it (SQLite would otherwise keep nanoseconds as text).
+pub fn now_micros() -> DateTime<Utc> {
+    use chrono::DurationRound;
+    let now = Utc::now();
+    now.duration_trunc(Duration::microseconds(1)).unwrap_or(now)
+}
+
 /// Parses a stored status.
 pub fn status_of(s: &str) -> ApiResult<ReviewStatus> {
     ReviewStatus::parse(s)
@@ -216,19 +224,29 @@ pub async fn get<C: ConnectionTrait>(
 
 const LIST_CURSOR_PREFIX: &str = "s1:";
 
+const QUEUE_CURSOR_PREFIX: &str = "q1:";
+
 fn encode_list_cursor(m: &submissions::Model) -> String {
+    encode_cursor_with(LIST_CURSOR_PREFIX, m)
+}
+
+fn encode_cursor_with(prefix: &str, m: &submissions::Model) -> String {
     URL_SAFE_NO_PAD.encode(format!(
-        "{LIST_CURSOR_PREFIX}{}:{}",
+        "{prefix}{}:{}",
         m.received_at.timestamp_micros(),
         m.id
     ))
 }
 
 fn decode_list_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+    decode_cursor_with(LIST_CURSOR_PREFIX, cursor)
+}
+
+fn decode_cursor_with(prefix: &str, cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::bad_param("cursor", "invalid", "not a cursor this server issued");
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
-    let rest = text.strip_prefix(LIST_CURSOR_PREFIX).ok_or_else(bad)?;
+    let rest = text.strip_prefix(prefix).ok_or_else(bad)?;
     let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
@@ -313,10 +331,64 @@ pub async fn list<C: ConnectionTrait>(
     })
 }
 
+/// Submissions in one state the caller may see, oldest received first (the review queue).
+pub async fn list_in_order(
+    state: &AppState,
+    actor: &Principal,
+    status: ReviewStatus,
+    cursor: Option<&str>,
+    limit: Option<u64>,
+) -> ApiResult<Page<SubmissionSummaryOut>> {
+    let limit = limit.unwrap_or(shared_models::DEFAULT_PAGE_LIMIT);
+    if !(1..=shared_models::MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_param(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {}", shared_models::MAX_PAGE_LIMIT),
+        ));
+    }
+    let mut query = submissions::Entity::find()
+        .filter(visible_to(actor))
+        .filter(submissions::Column::Status.eq(status.as_str()));
+    if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+        let (at, id) = decode_cursor_with(QUEUE_CURSOR_PREFIX, cursor)?;
+        query = query.filter(
+            Condition::any()
+                .add(submissions::Column::ReceivedAt.gt(at))
+                .add(
+                    Condition::all()
+                        .add(submissions::Column::ReceivedAt.eq(at))
+                        .add(submissions::Column::Id.gt(id)),
+                ),
+        );
+    }
+    let mut rows = query
+        .order_by_asc(submissions::Column::ReceivedAt)
+        .order_by_asc(submissions::Column::Id)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last()
+            .map(|m| encode_cursor_with(QUEUE_CURSOR_PREFIX, m))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows
+            .iter()
+            .map(summary_out)
+            .collect::<ApiResult<Vec<_>>>()?,
+        next_cursor,
+    })
+}
+
 /// Where a submission happened, resolved from its hotspot or named unit.
-struct Place {
-    org_unit: org_units::Model,
-    hotspot_id: Option<Uuid>,
+pub(crate) struct Place {
+    pub org_unit: org_units::Model,
+    pub hotspot_id: Option<Uuid>,
 }
 
 async fn resolve_place<C: ConnectionTrait>(
@@ -433,26 +505,34 @@ fn date_at(v: &serde_json::Value, key: &str) -> ApiResult<NaiveDate> {
     })
 }
 
-/// Submits a finished form. Answers `true` when it was stored now, `false` when the
-/// same submission was already stored (an identical retry).
-pub async fn submit(
+/// The keyed digest of a submission as sent: identical retries have the same one.
+/// Keyed, because the body carries raw client codes.
+pub(crate) fn fingerprint_of(state: &AppState, input: &SubmissionIn) -> ApiResult<String> {
+    let as_sent = serde_json::to_value(input).map_err(|e| ApiError::Internal(e.into()))?;
+    hmac_hex(
+        state.config.uic_hmac_key.expose(),
+        format!("submission:v1:{}", form_service::canonical_json(&as_sent)).as_bytes(),
+    )
+}
+
+/// A submission checked and ready to write: its form, place, hashed answers.
+pub(crate) struct Prepared {
+    pub def: FormDefinition,
+    pub place: Place,
+    pub answers: serde_json::Value,
+    pub occurred_on: NaiveDate,
+    pub photos: Vec<String>,
+}
+
+/// Checks a submission as the phone sent it (form version, role, answers, place,
+/// referral codes) and hashes its client codes; every fault at once.
+pub(crate) async fn prepare(
     state: &AppState,
     actor: &Principal,
-    input: SubmissionIn,
-) -> ApiResult<(SubmissionOut, bool)> {
+    input: &SubmissionIn,
+) -> ApiResult<Prepared> {
     let db = &state.db;
-    let key = state.config.uic_hmac_key.expose();
-    let as_sent = serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.into()))?;
-    let fingerprint = hmac_hex(
-        key,
-        format!("submission:v1:{}", form_service::canonical_json(&as_sent)).as_bytes(),
-    )?;
-
-    if let Some(existing) = submissions::Entity::find_by_id(input.id).one(db).await? {
-        return replay(db, actor, existing, &fingerprint).await;
-    }
-
-    let form = form_row(db, &input).await?;
+    let form = form_row(db, input).await?;
     let def = form_service::definition_of(&form)?;
     if !form_service::role_may_submit(&def.roles, actor.role) {
         return Err(ApiError::Forbidden(format!(
@@ -480,31 +560,66 @@ pub async fn submit(
     if let Err(answer_faults) = def.validate_answers(&input.answers) {
         faults.extend(form_service::to_field_errors("answers", answer_faults));
     }
-    let place = resolve_place(db, actor, &input, &mut faults).await?;
+    let place = resolve_place(db, actor, input, &mut faults).await?;
     if def.kind == FormKind::ReferralHandoff && faults.is_empty() {
+        // Only referrals issued in the author's own area: codes elsewhere do not exist
+        // for them (and cannot be probed).
         let code = str_at(&input.answers, "referral_code");
         let known = referrals::Entity::find()
             .filter(referrals::Column::Code.eq(code))
+            .filter(referrals::Column::OrgPath.starts_with(actor.org_unit_path.as_str()))
             .one(db)
             .await?;
         if known.is_none() {
             faults.push(FieldError::new(
                 "answers.referral_code",
                 "unknown_referral",
-                "no referral was issued with this code",
+                "no referral with this code was issued in your area",
             ));
         }
     }
     let Some(place) = place.filter(|_| faults.is_empty()) else {
         return Err(ApiError::Validation(faults));
     };
-
-    let answers = hash_uics(key, &def, input.answers.clone())?;
+    let answers = hash_uics(
+        state.config.uic_hmac_key.expose(),
+        &def,
+        input.answers.clone(),
+    )?;
     let occurred_on = date_at(&answers, occurred_on_key(def.kind))?;
     let photos = def.photo_digests(&answers);
+    Ok(Prepared {
+        def,
+        place,
+        answers,
+        occurred_on,
+        photos,
+    })
+}
+
+/// Submits a finished form. Answers `true` when it was stored now, `false` when the
+/// same submission was already stored (an identical retry).
+pub async fn submit(
+    state: &AppState,
+    actor: &Principal,
+    input: SubmissionIn,
+) -> ApiResult<(SubmissionOut, bool)> {
+    let db = &state.db;
+    let fingerprint = fingerprint_of(state, &input)?;
+    if let Some(existing) = submissions::Entity::find_by_id(input.id).one(db).await? {
+        return replay(db, actor, existing, &fingerprint).await;
+    }
+    let prepared = prepare(state, actor, &input).await?;
+    let Prepared {
+        def,
+        place,
+        answers,
+        occurred_on,
+        photos,
+    } = &prepared;
 
     let txn = db.begin().await?;
-    let now = Utc::now();
+    let now = now_micros();
     let inserted = submissions::Entity::insert(submissions::ActiveModel {
         id: Set(input.id),
         form_id: Set(def.form_id.clone()),
@@ -519,7 +634,7 @@ pub async fn submit(
         fingerprint: Set(fingerprint.clone()),
         answers: Set(answers.clone()),
         photo_digests: Set(serde_json::json!(photos)),
-        occurred_on: Set(occurred_on),
+        occurred_on: Set(*occurred_on),
         started_at: Set(input.started_at),
         completed_at: Set(input.completed_at),
         received_at: Set(now),
@@ -544,20 +659,18 @@ pub async fn submit(
             })?;
         return replay(db, actor, existing, &fingerprint).await;
     }
-    submission_events::Entity::insert(submission_events::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        submission_id: Set(input.id),
-        revision: Set(1),
-        actor_id: Set(actor.user_id),
-        from_status: Set(None),
-        to_status: Set(ReviewStatus::Submitted.as_str().to_string()),
-        comment: Set(None),
-        at: Set(now),
-    })
-    .exec_without_returning(&txn)
+    record_event(
+        &txn,
+        input.id,
+        1,
+        actor.user_id,
+        None,
+        ReviewStatus::Submitted,
+        None,
+        now,
+    )
     .await?;
-
-    let issued = extract(&txn, &def, input.id, &answers).await?;
+    let issued = extract(&txn, def, input.id, answers).await?;
     let seqs = sync::next_change_seqs(&txn, 1 + issued.len() as i64).await?;
     let mut seq = seqs.start;
     submissions::Entity::update_many()
@@ -574,7 +687,7 @@ pub async fn submit(
                 position,
                 service,
                 uic_hash: hash,
-                issued_on: occurred_on,
+                issued_on: *occurred_on,
                 issued_by: actor.user_id,
                 org_unit: &place.org_unit,
                 change_seq: seq,
@@ -598,6 +711,33 @@ pub async fn submit(
         "submission stored"
     );
     Ok((out, true))
+}
+
+/// Records one move of a submission through review.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_event<C: ConnectionTrait>(
+    txn: &C,
+    submission_id: Uuid,
+    revision: i32,
+    actor_id: Uuid,
+    from: Option<ReviewStatus>,
+    to: ReviewStatus,
+    comment: Option<String>,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    submission_events::Entity::insert(submission_events::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        submission_id: Set(submission_id),
+        revision: Set(revision),
+        actor_id: Set(actor_id),
+        from_status: Set(from.map(|s| s.as_str().to_string())),
+        to_status: Set(to.as_str().to_string()),
+        comment: Set(comment),
+        at: Set(at),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }
 
 async fn form_row<C: ConnectionTrait>(db: &C, input: &SubmissionIn) -> ApiResult<forms::Model> {
@@ -668,7 +808,7 @@ fn hash_uics(
 
 /// Extracts the typed records of a submission's kind. Answers the referrals to issue
 /// (contact position, service, client hash): they are written last, with sync numbers.
-async fn extract<C: ConnectionTrait>(
+pub(crate) async fn extract<C: ConnectionTrait>(
     txn: &C,
     def: &FormDefinition,
     submission_id: Uuid,
@@ -686,7 +826,7 @@ async fn extract<C: ConnectionTrait>(
             for (position, c) in contacts.iter().enumerate() {
                 let position = position as i32;
                 let hash = str_at(c, "uic").to_string();
-                let is_new = clients::Entity::insert(clients::ActiveModel {
+                let first_seen_here = clients::Entity::insert(clients::ActiveModel {
                     uic_hash: Set(hash.clone()),
                     first_submission_id: Set(submission_id),
                     first_seen_at: Set(Utc::now()),
@@ -699,6 +839,12 @@ async fn extract<C: ConnectionTrait>(
                 .exec_without_returning(txn)
                 .await?
                     == 1;
+                // A revision of the visit that first met the client still counts it new.
+                let is_new = first_seen_here
+                    || clients::Entity::find_by_id(hash.clone())
+                        .one(txn)
+                        .await?
+                        .is_some_and(|c| c.first_submission_id == submission_id);
                 let quantities = [
                     int_at(c, "condoms_male"),
                     int_at(c, "condoms_female"),
@@ -790,20 +936,23 @@ async fn extract<C: ConnectionTrait>(
     Ok(issued)
 }
 
-struct ReferralDraft<'a> {
-    submission_id: Uuid,
-    position: i32,
-    service: String,
-    uic_hash: String,
-    issued_on: NaiveDate,
-    issued_by: Uuid,
-    org_unit: &'a org_units::Model,
-    change_seq: i64,
-    now: DateTime<Utc>,
+pub(crate) struct ReferralDraft<'a> {
+    pub(crate) submission_id: Uuid,
+    pub(crate) position: i32,
+    pub(crate) service: String,
+    pub(crate) uic_hash: String,
+    pub(crate) issued_on: NaiveDate,
+    pub(crate) issued_by: Uuid,
+    pub(crate) org_unit: &'a org_units::Model,
+    pub(crate) change_seq: i64,
+    pub(crate) now: DateTime<Utc>,
 }
 
 /// Inserts a referral under a fresh random code, drawing again on the rare collision.
-async fn insert_referral<C: ConnectionTrait>(txn: &C, d: ReferralDraft<'_>) -> ApiResult<()> {
+pub(crate) async fn insert_referral<C: ConnectionTrait>(
+    txn: &C,
+    d: ReferralDraft<'_>,
+) -> ApiResult<()> {
     for _ in 0..8 {
         let inserted = referrals::Entity::insert(referrals::ActiveModel {
             id: Set(Uuid::now_v7()),

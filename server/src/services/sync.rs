@@ -209,7 +209,7 @@ pub async fn changes<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The latest review move (an event with a `from` state) of each submission.
+/// The latest review move of each submission: a reviewer's decision or an admin's reopening.
 async fn latest_reviews<C: ConnectionTrait>(
     db: &C,
     ids: &[Uuid],
@@ -221,10 +221,15 @@ async fn latest_reviews<C: ConnectionTrait>(
         .filter(submission_events::Column::SubmissionId.is_in(ids.iter().copied()))
         .filter(submission_events::Column::FromStatus.is_not_null())
         .order_by_desc(submission_events::Column::At)
+        .order_by_desc(submission_events::Column::Id)
         .all(db)
         .await?;
     let mut latest: Vec<submission_events::Model> = Vec::new();
-    for e in events {
+    // The author's own new revision (changes_requested → submitted) is not a review.
+    let is_revision = |e: &submission_events::Model| {
+        e.from_status.as_deref() == Some("changes_requested") && e.to_status == "submitted"
+    };
+    for e in events.into_iter().filter(|e| !is_revision(e)) {
         if !latest.iter().any(|l| l.submission_id == e.submission_id) {
             latest.push(e);
         }

@@ -1,7 +1,9 @@
 //! sea-orm entities, one per table. Hand-written to match `migrations`; they never
 //! derive serde: the API's shapes are the `…Out` types of shared-models.
 
+pub mod approved_contacts;
 pub mod audit_log;
+pub mod client_keys;
 pub mod clients;
 pub mod commodity_distributions;
 pub mod contacts;
@@ -13,10 +15,13 @@ pub mod login_failures;
 pub mod org_units;
 pub mod referrals;
 pub mod refresh_tokens;
+pub mod stock_movements;
 pub mod submission_events;
 pub mod submission_photos;
+pub mod submission_revisions;
 pub mod submissions;
 pub mod support_actions;
 pub mod sync_counter;
+pub mod targets;
 pub mod teams;
 pub mod users;

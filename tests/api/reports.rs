@@ -1,0 +1,1 @@
+//! The indicators report against independently computed figures, and targets.
