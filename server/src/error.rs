@@ -107,8 +107,25 @@ impl ApiError {
         }
     }
 
+    /// Whether a database fault is transient contention (a deadlock or a serialization
+    /// failure that the database resolved by aborting this transaction): worth a retry.
+    fn is_contention(&self) -> bool {
+        match self {
+            ApiError::Db(e) => {
+                let text = e.to_string();
+                text.contains("deadlock detected")
+                    || text.contains("could not serialize access")
+                    || text.contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
+        if self.is_contention() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -193,6 +210,12 @@ impl ApiError {
                     Some(detail.clone()),
                     vec![],
                 ),
+                ApiError::Db(_) if self.is_contention() => (
+                    "unavailable",
+                    "Service unavailable",
+                    Some("the database was busy with a conflicting change; retry".into()),
+                    vec![],
+                ),
                 ApiError::Db(_) | ApiError::Internal(_) => (
                     "internal",
                     "Internal server error",
@@ -224,6 +247,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if self.is_contention() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+        }
         match &self {
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -30,6 +30,7 @@ on_both!(
     raw_uics_are_stored_nowhere,
     handoff_needs_a_known_referral_code,
     group_session_and_support_visit_extract_their_records,
+    concurrent_visits_meeting_the_same_people_all_succeed,
 );
 
 /// A contact of an outreach visit; `referrals` are services referred to.
@@ -676,4 +677,49 @@ async fn group_session_and_support_visit_extract_their_records(app: TestApp) {
             "hidden_field_present".into()
         )]
     );
+}
+
+async fn concurrent_visits_meeting_the_same_people_all_succeed(app: TestApp) {
+    // Sixteen phones sync at once, each having met the same four people in another
+    // order: no visit may fail (a lock-order deadlock would answer 500).
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let unit = app.unit("006").await;
+    let people = [
+        "SAME-A-1990-F",
+        "SAME-B-1991-F",
+        "SAME-C-1992-F",
+        "SAME-D-1993-F",
+    ];
+    for round in 0..4 {
+        let bodies: Vec<Value> = (0..16)
+            .map(|i| {
+                let mut order: Vec<&str> = people.to_vec();
+                order.rotate_left((i + round) % 4);
+                if i % 2 == 1 {
+                    order.reverse();
+                }
+                outreach_visit(unit, order.iter().map(|u| contact(u, &[])).collect())
+            })
+            .collect();
+        let statuses: Vec<StatusCode> = join_all(
+            bodies
+                .iter()
+                .map(|b| app.post("/api/v1/submissions", Some(peer.token()), b)),
+        )
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::CREATED),
+            "round {round}: {statuses:?}"
+        );
+    }
+    assert_eq!(count(&app, submissions::Entity).await, 64);
+    let new = contacts::Entity::find()
+        .filter(contacts::Column::IsNew.eq(true))
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(new, 4, "each person is new exactly once");
 }

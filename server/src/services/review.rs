@@ -184,10 +184,16 @@ pub async fn review(
 async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<()> {
     match FormKind::ALL.into_iter().find(|k| k.as_str() == m.kind) {
         Some(FormKind::OutreachVisit) => {
-            let rows = contacts::Entity::find()
+            // In hash order, so concurrent approvals lock client keys in one order.
+            let mut rows = contacts::Entity::find()
                 .filter(contacts::Column::SubmissionId.eq(m.id))
                 .all(txn)
                 .await?;
+            rows.sort_by(|a, b| {
+                a.uic_hash
+                    .cmp(&b.uic_hash)
+                    .then(a.position.cmp(&b.position))
+            });
             for c in rows {
                 let client_id = client_key(txn, &c.uic_hash, m.occurred_on).await?;
                 approved_contacts::Entity::insert(approved_contacts::ActiveModel {
@@ -287,16 +293,20 @@ async fn client_key(
         .one(txn)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("client key vanished")))?;
-    if key.first_approved_on.is_none_or(|d| d > occurred_on) {
-        client_keys::Entity::update_many()
-            .col_expr(
-                client_keys::Column::FirstApprovedOn,
-                Expr::value(occurred_on),
-            )
-            .filter(client_keys::Column::Id.eq(key.id))
-            .exec(txn)
-            .await?;
-    }
+    // One conditional statement, so a concurrent approval cannot lose the earlier day.
+    client_keys::Entity::update_many()
+        .col_expr(
+            client_keys::Column::FirstApprovedOn,
+            Expr::value(occurred_on),
+        )
+        .filter(client_keys::Column::Id.eq(key.id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(client_keys::Column::FirstApprovedOn.is_null())
+                .add(client_keys::Column::FirstApprovedOn.gt(occurred_on)),
+        )
+        .exec(txn)
+        .await?;
     Ok(key.id)
 }
 

@@ -822,12 +822,14 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 .and_then(serde_json::Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let mut totals = [0i64; 4];
-            for (position, c) in contacts.iter().enumerate() {
-                let position = position as i32;
-                let hash = str_at(c, "uic").to_string();
-                let first_seen_here = clients::Entity::insert(clients::ActiveModel {
-                    uic_hash: Set(hash.clone()),
+            // Client rows are locked in hash order, so two visits meeting the same
+            // people in another order cannot deadlock each other.
+            let mut hashes: Vec<&str> = contacts.iter().map(|c| str_at(c, "uic")).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            for hash in hashes {
+                clients::Entity::insert(clients::ActiveModel {
+                    uic_hash: Set(hash.to_string()),
                     first_submission_id: Set(submission_id),
                     first_seen_at: Set(Utc::now()),
                 })
@@ -837,14 +839,21 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                         .to_owned(),
                 )
                 .exec_without_returning(txn)
-                .await?
-                    == 1;
-                // A revision of the visit that first met the client still counts it new.
-                let is_new = first_seen_here
-                    || clients::Entity::find_by_id(hash.clone())
-                        .one(txn)
-                        .await?
-                        .is_some_and(|c| c.first_submission_id == submission_id);
+                .await?;
+            }
+            let mut totals = [0i64; 4];
+            for (position, c) in contacts.iter().enumerate() {
+                let position = position as i32;
+                let hash = str_at(c, "uic").to_string();
+                // New when this visit (or an earlier revision of it) first met the
+                // client; the first contact of that visit only, if met twice in it.
+                let is_new = clients::Entity::find_by_id(hash.clone())
+                    .one(txn)
+                    .await?
+                    .is_some_and(|c| c.first_submission_id == submission_id)
+                    && !contacts[..position as usize]
+                        .iter()
+                        .any(|earlier| str_at(earlier, "uic") == hash);
                 let quantities = [
                     int_at(c, "condoms_male"),
                     int_at(c, "condoms_female"),
