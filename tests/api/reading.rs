@@ -18,6 +18,7 @@ on_both!(
     forms_are_listed_by_role_with_etags,
     admins_publish_versions_that_keep_their_kinds_keys,
     sync_delivers_changes_once_and_refuses_foreign_cursors,
+    sync_pages_never_split_one_submissions_changes,
 );
 
 async fn json_ok(app: &TestApp, path: &str, token: &str) -> Value {
@@ -687,4 +688,83 @@ async fn sync_delivers_changes_once_and_refuses_foreign_cursors(app: TestApp) {
         StatusCode::FORBIDDEN,
     )
     .await;
+}
+
+async fn sync_pages_never_split_one_submissions_changes(app: TestApp) {
+    // One visit issuing 32 referrals is one change of 33 items: small pages deliver all
+    // of it, once, and the cursor moves past it.
+    let dd = app.unit("006").await;
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let start = json_ok(&app, "/api/v1/sync", peer.token()).await;
+    let mut since = start["cursor"].as_str().expect("cursor").to_string();
+    let services = ["hiv_test", "sti_exam", "prep", "other"];
+    let contacts: Vec<Value> = (0..8)
+        .map(|i| {
+            let mut c = contact(&format!("MANY-{i}-1990-F"), &services);
+            c["referral_other"] = json!("harm reduction service");
+            c
+        })
+        .collect();
+    let s = submit(
+        &app,
+        &peer,
+        &outreach_visit(dd, contacts),
+        StatusCode::CREATED,
+    )
+    .await;
+    let mut codes: Vec<String> = s["referrals"]
+        .as_array()
+        .expect("referrals")
+        .iter()
+        .map(|r| r["code"].as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(codes.len(), 32);
+    let second = submit(
+        &app,
+        &peer,
+        &outreach_visit(dd, vec![contact("MANY-X-1990-F", &["prep"])]),
+        StatusCode::CREATED,
+    )
+    .await;
+    codes.push(
+        second["referrals"][0]["code"]
+            .as_str()
+            .expect("code")
+            .to_string(),
+    );
+
+    let mut got_codes = Vec::new();
+    let mut got_subs = Vec::new();
+    for _ in 0..10 {
+        let page = json_ok(
+            &app,
+            &format!("/api/v1/sync?limit=5&since={since}"),
+            peer.token(),
+        )
+        .await;
+        got_codes.extend(
+            page["referrals"]
+                .as_array()
+                .expect("referrals")
+                .iter()
+                .map(|r| r["code"].as_str().expect("code").to_string()),
+        );
+        got_subs.extend(
+            page["submissions"]
+                .as_array()
+                .expect("submissions")
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_string()),
+        );
+        let next = page["cursor"].as_str().expect("cursor").to_string();
+        if page["has_more"] == false {
+            break;
+        }
+        assert_ne!(next, since, "the cursor moves on every page");
+        since = next;
+    }
+    got_codes.sort();
+    codes.sort();
+    assert_eq!(got_codes, codes, "every referral once");
+    assert_eq!(got_subs.len(), 2, "{got_subs:?}");
 }

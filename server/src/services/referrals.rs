@@ -119,21 +119,27 @@ pub async fn expire<C: ConnectionTrait + TransactionTrait>(
     let mut expired = 0;
     for batch in due.chunks(500) {
         let txn = db.begin().await?;
-        let seqs = sync::next_change_seqs(&txn, batch.len() as i64).await?;
-        for (id, seq) in batch.iter().zip(seqs) {
-            expired += referrals::Entity::update_many()
+        let mut done = Vec::new();
+        for id in batch {
+            let n = referrals::Entity::update_many()
                 .col_expr(
                     referrals::Column::Status,
                     Expr::value(ReferralStatus::Expired.as_str()),
                 )
-                .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
                 .col_expr(referrals::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(referrals::Column::Id.eq(*id))
                 .filter(referrals::Column::Status.eq(ReferralStatus::Issued.as_str()))
                 .exec(&txn)
                 .await?
                 .rows_affected;
+            if n == 1 {
+                done.push(*id);
+            }
         }
+        if !done.is_empty() {
+            sync::stamp(&txn, &[], &done, &[]).await?;
+        }
+        expired += done.len() as u64;
         txn.commit().await?;
     }
     if expired > 0 {

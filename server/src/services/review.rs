@@ -69,17 +69,6 @@ async fn move_state(
     Ok(moved == 1)
 }
 
-/// Gives a submission its sync number: last in the transaction, as the counter asks.
-async fn stamp(txn: &DatabaseTransaction, id: Uuid) -> ApiResult<()> {
-    let seq = sync::next_change_seqs(txn, 1).await?.start;
-    submissions::Entity::update_many()
-        .col_expr(submissions::Column::ChangeSeq, Expr::value(seq))
-        .filter(submissions::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
 /// The digests the answers name that have not arrived.
 async fn missing_photos<C: ConnectionTrait>(
     db: &C,
@@ -144,9 +133,11 @@ pub async fn review(
         let now = intake::scoped(&state.db, actor, id).await?;
         return Err(illegal_move(status_of(&now.status)?, "be reviewed"));
     }
-    if target == ReviewStatus::Approved {
-        on_approve(&txn, &m).await?;
-    }
+    let touched = if target == ReviewStatus::Approved {
+        on_approve(&txn, &m).await?
+    } else {
+        Vec::new()
+    };
     let now = Utc::now();
     intake::record_event(
         &txn,
@@ -159,7 +150,7 @@ pub async fn review(
         now,
     )
     .await?;
-    stamp(&txn, m.id).await?;
+    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -181,7 +172,8 @@ pub async fn review(
 
 /// What approval makes true: the visit's contacts become report facts; a handoff
 /// completes its referral (a referral completed already is a conflict).
-async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<()> {
+async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
+    let mut touched = Vec::new();
     match FormKind::ALL.into_iter().find(|k| k.as_str() == m.kind) {
         Some(FormKind::OutreachVisit) => {
             // In hash order, so concurrent approvals lock client keys in one order.
@@ -244,7 +236,7 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
                     )],
                 });
             }
-            let seq = sync::next_change_seqs(txn, 1).await?.start;
+            touched.push(referral.id);
             referrals::Entity::update_many()
                 .col_expr(
                     referrals::Column::Status,
@@ -259,7 +251,6 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
                     Expr::value(handoff.arrived_on),
                 )
                 .col_expr(referrals::Column::CompletedBySubmission, Expr::value(m.id))
-                .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
                 .col_expr(referrals::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(referrals::Column::Id.eq(referral.id))
                 .exec(txn)
@@ -267,7 +258,7 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
         }
         _ => {}
     }
-    Ok(())
+    Ok(touched)
 }
 
 /// The integer key of a client hash, creating it; keeps the first approved day.
@@ -311,7 +302,7 @@ async fn client_key(
 }
 
 /// Undoes what approval made true (an admin reopened it).
-async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<()> {
+async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
     let facts = approved_contacts::Entity::find()
         .filter(approved_contacts::Column::SubmissionId.eq(m.id))
         .all(txn)
@@ -339,8 +330,9 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
         .filter(referrals::Column::CompletedBySubmission.eq(m.id))
         .all(txn)
         .await?;
+    let mut touched = Vec::new();
     for r in completed {
-        let seq = sync::next_change_seqs(txn, 1).await?.start;
+        touched.push(r.id);
         referrals::Entity::update_many()
             .col_expr(
                 referrals::Column::Status,
@@ -358,13 +350,12 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
                 referrals::Column::CompletedBySubmission,
                 Expr::value(Option::<Uuid>::None),
             )
-            .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
             .col_expr(referrals::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(referrals::Column::Id.eq(r.id))
             .exec(txn)
             .await?;
     }
-    Ok(())
+    Ok(touched)
 }
 
 /// One decision for many submissions; each id is its own transaction, so one bad id
@@ -440,9 +431,11 @@ pub async fn reopen(
         let now = intake::scoped(&state.db, actor, id).await?;
         return Err(illegal_move(status_of(&now.status)?, "be reopened"));
     }
-    if current == ReviewStatus::Approved {
-        on_unapprove(&txn, &m).await?;
-    }
+    let touched = if current == ReviewStatus::Approved {
+        on_unapprove(&txn, &m).await?
+    } else {
+        Vec::new()
+    };
     intake::record_event(
         &txn,
         m.id,
@@ -454,7 +447,7 @@ pub async fn reopen(
         Utc::now(),
     )
     .await?;
-    stamp(&txn, m.id).await?;
+    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -627,14 +620,6 @@ pub async fn revise(
         .filter(referrals::Column::SubmissionId.eq(m.id))
         .all(&txn)
         .await?;
-    let seqs =
-        sync::next_change_seqs(&txn, 1 + issued.len() as i64 + existing.len() as i64).await?;
-    let mut seq = seqs.start;
-    submissions::Entity::update_many()
-        .col_expr(submissions::Column::ChangeSeq, Expr::value(seq))
-        .filter(submissions::Column::Id.eq(m.id))
-        .exec(&txn)
-        .await?;
     for r in &existing {
         let kept = issued
             .iter()
@@ -644,7 +629,6 @@ pub async fn revise(
         }
     }
     for (position, service, hash) in issued {
-        seq += 1;
         match existing
             .iter()
             .find(|r| r.contact_position == position && r.service == service)
@@ -658,7 +642,6 @@ pub async fn revise(
                         referrals::Column::OrgPath,
                         Expr::value(place.org_unit.path.clone()),
                     )
-                    .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
                     .col_expr(referrals::Column::UpdatedAt, Expr::value(now))
                     .filter(referrals::Column::Id.eq(r.id))
                     .exec(&txn)
@@ -675,7 +658,7 @@ pub async fn revise(
                         issued_on: *occurred_on,
                         issued_by: actor.user_id,
                         org_unit: &place.org_unit,
-                        change_seq: seq,
+                        change_seq: 0,
                         now,
                     },
                 )
@@ -694,6 +677,7 @@ pub async fn revise(
         now,
     )
     .await?;
+    sync::stamp(&txn, &[m.id], &[], &[m.id]).await?;
     let stored = submissions::Entity::find_by_id(m.id)
         .one(&txn)
         .await?

@@ -671,15 +671,7 @@ pub async fn submit(
     )
     .await?;
     let issued = extract(&txn, def, input.id, answers).await?;
-    let seqs = sync::next_change_seqs(&txn, 1 + issued.len() as i64).await?;
-    let mut seq = seqs.start;
-    submissions::Entity::update_many()
-        .col_expr(submissions::Column::ChangeSeq, seq.into())
-        .filter(submissions::Column::Id.eq(input.id))
-        .exec(&txn)
-        .await?;
     for (position, service, hash) in issued {
-        seq += 1;
         insert_referral(
             &txn,
             ReferralDraft {
@@ -690,20 +682,20 @@ pub async fn submit(
                 issued_on: *occurred_on,
                 issued_by: actor.user_id,
                 org_unit: &place.org_unit,
-                change_seq: seq,
+                change_seq: 0,
                 now,
             },
         )
         .await?;
     }
-    let stored = submissions::Entity::find_by_id(input.id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("submission vanished in its transaction"))
-        })?;
-    let out = detail(&txn, stored).await?;
+    sync::stamp(&txn, &[input.id], &[], &[input.id]).await?;
     txn.commit().await?;
+    // Read back after the commit: nothing else needs to wait for it.
+    let stored = submissions::Entity::find_by_id(input.id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("submission vanished after commit")))?;
+    let out = detail(db, stored).await?;
     tracing::info!(
         submission.id = %input.id,
         form.id = %def.form_id,

@@ -42,6 +42,40 @@ pub async fn next_change_seqs<C: ConnectionTrait>(db: &C, count: i64) -> ApiResu
     Ok((last - count + 1)..(last + 1))
 }
 
+/// Gives everything one transaction changed the same sync number: these submissions,
+/// these referrals, and every referral of `referrals_of`. Call it last before commit:
+/// the counter row stays locked until then, and only the commit itself should wait.
+pub async fn stamp<C: ConnectionTrait>(
+    txn: &C,
+    submission_ids: &[Uuid],
+    referral_ids: &[Uuid],
+    referrals_of: &[Uuid],
+) -> ApiResult<i64> {
+    let seq = next_change_seqs(txn, 1).await?.start;
+    if !submission_ids.is_empty() {
+        submissions::Entity::update_many()
+            .col_expr(submissions::Column::ChangeSeq, Expr::value(seq))
+            .filter(submissions::Column::Id.is_in(submission_ids.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    if !referral_ids.is_empty() {
+        referrals::Entity::update_many()
+            .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
+            .filter(referrals::Column::Id.is_in(referral_ids.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    if !referrals_of.is_empty() {
+        referrals::Entity::update_many()
+            .col_expr(referrals::Column::ChangeSeq, Expr::value(seq))
+            .filter(referrals::Column::SubmissionId.is_in(referrals_of.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(seq)
+}
+
 async fn current_seq<C: ConnectionTrait>(db: &C) -> ApiResult<i64> {
     let row = sync_counter::Entity::find_by_id(1)
         .one(db)
@@ -162,10 +196,33 @@ pub async fn changes<C: ConnectionTrait>(
         }
     }
     changes.sort_by_key(Change::seq);
+    // One transaction's changes share a number: a page never splits them, so it ends
+    // after every change with the last number it includes (and may exceed `limit`).
     let has_more = changes.len() as u64 > limit;
-    changes.truncate(limit as usize);
     let cursor_seq = if has_more {
-        changes.last().map_or(since, Change::seq)
+        let cutoff = changes[limit as usize - 1].seq();
+        if referrals_saturated(&changes, take) {
+            let have: Vec<Uuid> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Referral(r) => Some(r.id),
+                    _ => None,
+                })
+                .collect();
+            for r in referrals::Entity::find()
+                .filter(referrals::Column::IssuedBy.eq(actor.user_id))
+                .filter(referrals::Column::ChangeSeq.eq(cutoff))
+                .all(db)
+                .await?
+            {
+                if !have.contains(&r.id) {
+                    changes.push(Change::Referral(r));
+                }
+            }
+            changes.sort_by_key(Change::seq);
+        }
+        changes.retain(|c| c.seq() <= cutoff);
+        cutoff
     } else {
         upto
     };
@@ -207,6 +264,15 @@ pub async fn changes<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// Whether the referral query filled its page (more rows may share its last number).
+fn referrals_saturated(changes: &[Change], take: u64) -> bool {
+    changes
+        .iter()
+        .filter(|c| matches!(c, Change::Referral(_)))
+        .count() as u64
+        >= take
 }
 
 /// The latest review move of each submission: a reviewer's decision or an admin's reopening.
