@@ -207,6 +207,9 @@ cat >"$TMP/generate.sql" <<'SQL'
 SET synchronous_commit = off;  -- this session only: the measured part keeps the default
 SET work_mem = '256MB';
 SET maintenance_work_mem = '1GB';
+-- Serial plans: rows then come out in the order they are generated (by time received),
+-- so tables are laid out as appended in production.
+SET max_parallel_workers_per_gather = 0;
 SET client_min_messages = warning;
 
 -- A UUIDv7 of a time: 48 bits of Unix milliseconds, version 7, random rest (variant 10).
@@ -257,11 +260,11 @@ DO $$ BEGIN
   IF (SELECT count(*) FROM bench_district) <> 30 THEN RAISE EXCEPTION 'expected the 30 seeded districts'; END IF;
 END $$;
 INSERT INTO users (id, username, password_hash, role, org_unit_id, team_id, active, created_at, updated_at)
-SELECT peer_id, 'bench.peer.' || code, 'bench-not-a-password-hash', 'peer_educator', org_unit_id, NULL, true,
+SELECT peer_id, 'bench.peer.' || code, 'bench-not-a-password-hash', 'peer_educator', org_unit_id, NULL::uuid, true,
        timestamptz '2023-12-01 09:00+07', timestamptz '2023-12-01 09:00+07'
   FROM bench_district
 UNION ALL
-SELECT volunteer_id, 'bench.volunteer.' || code, 'bench-not-a-password-hash', 'volunteer', org_unit_id, NULL, true,
+SELECT volunteer_id, 'bench.volunteer.' || code, 'bench-not-a-password-hash', 'volunteer', org_unit_id, NULL::uuid, true,
        timestamptz '2023-12-01 09:00+07', timestamptz '2023-12-01 09:00+07'
   FROM bench_district;
 
@@ -300,8 +303,12 @@ SELECT row_number() OVER (ORDER BY started_at + duration + delay) AS seq,
        started_at + duration + delay + (1 + r4 * 47) * interval '1 hour' AS updated_at
   FROM t;
 CREATE UNIQUE INDEX ON bench_sub (seq);
+ANALYZE bench_sub;
+ANALYZE client_keys;
 
--- Contacts: 8 per visit, clients drawn with a skewed reuse (a few met very often).
+-- Contacts: 8 per visit, clients drawn with a skewed reuse (a few met very often). The
+-- lateral series keeps the visits' order (so approved_contacts is laid out by time, as
+-- approvals append it), and the hash is recomputed rather than joined for the same reason.
 CREATE UNLOGGED TABLE bench_contact AS
 WITH c AS MATERIALIZED (
   SELECT s.seq, s.id AS submission_id, p.position, s.org_path, s.occurred_on, s.received_at,
@@ -316,11 +323,12 @@ WITH c AS MATERIALIZED (
          CASE WHEN random() < 0.10
               THEN (ARRAY['hiv_test', 'hiv_test', 'hiv_test', 'sti_exam', 'prep', 'other'])[1 + floor(random() * 6)::int]
          END AS referral
-    FROM bench_sub s CROSS JOIN generate_series(0, 7) AS p(position)
-   WHERE s.kind = 'outreach_visit'
+    FROM bench_sub s
+   CROSS JOIN LATERAL (SELECT generate_series(0, 7) AS position WHERE s.kind = 'outreach_visit') p
 )
-SELECT c.*, ck.uic_hash FROM c JOIN client_keys ck ON ck.id = c.client_id;
+SELECT c.*, encode(sha256(convert_to('bench-client-' || c.client_id, 'UTF8')), 'hex') AS uic_hash FROM c;
 CREATE INDEX ON bench_contact (seq);
+ANALYZE bench_contact;
 
 -- Group sessions and support visits with their answers' parts.
 CREATE UNLOGGED TABLE bench_group AS
@@ -379,6 +387,7 @@ SELECT s.id, s.kind, 1, s.kind, s.author_id, s.org_unit_id, s.org_path, NULL, 'a
 -- What intake extracts: first sightings of clients, contacts, commodity totals.
 CREATE UNLOGGED TABLE bench_first AS
 SELECT client_id, min(seq) AS seq FROM bench_contact GROUP BY client_id;
+ANALYZE bench_first;
 INSERT INTO clients (uic_hash, first_submission_id, first_seen_at)
 SELECT ck.uic_hash, s.id, s.received_at
   FROM bench_first f JOIN bench_sub s ON s.seq = f.seq JOIN client_keys ck ON ck.id = f.client_id;
@@ -519,8 +528,12 @@ COUNTS="$(psql_q bench "SELECT format('%s submissions (%s outreach visits, %s gr
   (SELECT count(*) FROM clients), (SELECT count(*) FROM referrals),
   (SELECT count(*) FROM referrals WHERE status = 'completed'), (SELECT count(*) FROM commodity_distributions),
   (SELECT count(*) FROM group_sessions), (SELECT count(*) FROM support_actions), (SELECT count(*) FROM users))")"
-TABLE_SIZES="$(psql_q bench "SELECT string_agg(format('%s %s', relname, pg_size_pretty(pg_total_relation_size(oid))), ', ' ORDER BY pg_total_relation_size(oid) DESC)
-  FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND pg_total_relation_size(oid) > 50 * 1024 * 1024")"
+TABLE_SIZES="$(psql_q bench "SELECT string_agg(format('%s %s', relname, pg_size_pretty(total)), ', ' ORDER BY total DESC) FROM (
+  SELECT relname, pg_total_relation_size(oid) AS total FROM pg_class
+   WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 2 DESC LIMIT 6) t")"
+# How closely the rows' physical order follows the day (1 = appended in time order, as in production).
+CORRELATION="$(psql_q bench "SELECT string_agg(format('%s.%s %s', tablename, attname, round(correlation::numeric, 2)), ', ' ORDER BY tablename, attname)
+  FROM pg_stats WHERE schemaname = 'public' AND (tablename, attname) IN (('approved_contacts', 'occurred_on'), ('submissions', 'occurred_on'), ('submissions', 'id'))")"
 log "generated in ${GEN_SECS}s (load $GEN_LOAD_BEFORE -> $GEN_LOAD_AFTER): database $DB_SIZE; $COUNTS"
 
 # A restart empties shared_buffers, so the first report run below is cold for
@@ -569,6 +582,8 @@ TOKEN="$(login bench-admin "$ADMIN_PASSWORD")"
 CITY_ID="$(api GET '/api/v1/org-units?limit=200' "$TOKEN" | jq -er '.items[] | select(.code == "01") | .id')" \
   || die "no org unit 01 (Hà Nội) in GET /api/v1/org-units"
 CITY_PATH="$(psql_q bench "SELECT path FROM org_units WHERE id = '$CITY_ID'")"
+DISTRICT_ID="$(api GET '/api/v1/org-units?limit=200' "$TOKEN" | jq -er '.items[] | select(.code == "006") | .id')" \
+  || die "no org unit 006 (Đống Đa) in GET /api/v1/org-units"
 log "admin logged in; city 01 is $CITY_ID"
 
 # --- indicators report -------------------------------------------------------
@@ -622,6 +637,20 @@ for i in $(seq 1 "$WARM_RUNS"); do
   CSV_TIMES+=("$secs"); CSV_LOADS+=("$l")
   log "  csv $i: ${secs}s (load $l)"
 done
+# For scale: one run each over a quarter of the city and over a year of one district.
+other_run() { # query: prints "seconds load"
+  local l code secs
+  l="$(load)"
+  read -r code secs <<<"$(curl -s -o "$TMP/other.json" -w '%{http_code} %{time_total}' \
+    -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/reports/indicators?$1")"
+  [ "$code" = 200 ] || die "GET /api/v1/reports/indicators?$1 answered $code: $(head -c 500 "$TMP/other.json")"
+  check_json "$TMP/other.json" >/dev/null
+  printf '%s %s' "$secs" "${l%% *}"
+}
+read -r QUARTER_SECS QUARTER_LOAD <<<"$(other_run "org_unit=$CITY_ID&period=2024Q3")"
+log "  city 2024Q3: ${QUARTER_SECS}s (load $QUARTER_LOAD)"
+read -r DISTRICT_SECS DISTRICT_LOAD <<<"$(other_run "org_unit=$DISTRICT_ID&period=2024")"
+log "  district 006 2024: ${DISTRICT_SECS}s (load $DISTRICT_LOAD)"
 CSV_LINES="$(wc -l <"$TMP/report.csv")"
 EXPECTED_CSV_LINES=$(( 1 + (1 + CHILDREN) * $(jq -r '.unit.indicators | length' "$TMP/report.json") ))
 [ "$CSV_LINES" -eq "$EXPECTED_CSV_LINES" ] || die "the CSV report has $CSV_LINES lines, expected $EXPECTED_CSV_LINES"
@@ -729,6 +758,7 @@ cat <<EOF
 - load average (1, 5, 15 min): $LOAD_AT_START at start, $GEN_LOAD_BEFORE before generation, $GEN_LOAD_AFTER after it, $LOAD_AT_END at the end
 - data: $COUNTS
 - generated in ${GEN_SECS} s with SQL (build ${BUILD_SECS} s); database $DB_SIZE; largest tables: $TABLE_SIZES
+- physical order (pg_stats correlation): $CORRELATION
 - script ran ${RUN_SECS} s in all
 
 ### Indicators report, city 01, period 2024 (31 units: the city and $CHILDREN districts)
@@ -738,8 +768,11 @@ cat <<EOF
 | JSON, cold (PostgreSQL just restarted) | 1 | $COLD_SECS | $COLD_LOAD |
 | JSON, warm | $WARM_RUNS | $WARM_STATS | $(printf '%s\n' "${JSON_LOADS[@]:1}" | cut -d' ' -f1 | paste -sd' ') |
 | CSV, warm | $WARM_RUNS | $(stats "${CSV_TIMES[@]}") | $(printf '%s\n' "${CSV_LOADS[@]}" | cut -d' ' -f1 | paste -sd' ') |
+| JSON, city, 2024Q3 (for scale) | 1 | $QUARTER_SECS | $QUARTER_LOAD |
+| JSON, district 006 (Đống Đa), 2024 (for scale) | 1 | $DISTRICT_SECS | $DISTRICT_LOAD |
 
 - warm median $WARM_MEDIAN s: $VERDICT
+- the load averages during the runs include the report's own PostgreSQL backend and its 2 parallel workers (up to 3 busy processes on $(nproc) cores)
 - answer: 200, $REPORT_JSON_BYTES bytes of JSON, $CSV_LINES CSV lines; city figures: $FIGURES
 
 ### Where the time goes: EXPLAIN (ANALYZE, BUFFERS)

@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Intake load benchmark: how many outreach visits a second one release server stores in
+# PostgreSQL, next to what pgbench gets from the same PostgreSQL with a one-row insert
+# per transaction (the ceiling for a durable commit per request on this machine).
+#
+# Builds `donghanh` and `loadgen` (release), starts a throwaway PostgreSQL with its
+# durability defaults (fsync, synchronous_commit and full_page_writes stay on, unlike
+# scripts/test.sh) and the server on free loopback ports, creates an admin and a peer
+# educator in Đống Đa (006), runs loadgen and then pgbench at each concurrency, and
+# prints a markdown table. Everything it started is stopped and its files removed on
+# exit, also on failure. See BENCHMARKS.md.
+#
+#   BENCH_CONCURRENCY  concurrencies to run (default "1 8 32")
+#   BENCH_SECONDS      seconds per run, for loadgen and for pgbench (default 20)
+#   BENCH_CONTACTS     contacts per outreach visit (default 8)
+#   BENCH_KEEP_LOGS    a directory to copy the server and PostgreSQL logs into
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${DONGHANH_CACHE:-$HOME/.cache/donghanh}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+CONCURRENCIES="${BENCH_CONCURRENCY:-1 8 32}"
+RUN_SECS="${BENCH_SECONDS:-20}"
+CONTACTS="${BENCH_CONTACTS:-8}"
+LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+log() { printf '[bench-intake] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+for c in $CONCURRENCIES; do
+  case "$c" in '' | *[!0-9]* | 0) die "BENCH_CONCURRENCY: expected positive whole numbers, got '$CONCURRENCIES'" ;; esac
+done
+case "$RUN_SECS" in '' | *[!0-9]* | 0) die "BENCH_SECONDS: expected a positive whole number, got '$RUN_SECS'" ;; esac
+
+# --- tools -----------------------------------------------------------------
+pg_bindir() {
+  local dir=""
+  if command -v pg_config >/dev/null 2>&1; then dir="$(pg_config --bindir 2>/dev/null || true)"; fi
+  if [ -z "$dir" ] || [ ! -x "$dir/initdb" ] || [ ! -x "$dir/pgbench" ]; then
+    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  fi
+  printf '%s' "$dir"
+}
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "installing $* with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+PG_BIN="$(pg_bindir)"
+if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pgbench" ]; then
+  # pgbench ships in postgresql-client on Debian, which postgresql pulls in.
+  apt_install postgresql postgresql-contrib postgresql-client
+  PG_BIN="$(pg_bindir)"
+  [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pgbench" ] || die "initdb or pgbench still missing after apt-get"
+fi
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# --- build -----------------------------------------------------------------
+cd "$ROOT"
+log "building donghanh and loadgen (release) into $CARGO_TARGET_DIR"
+cargo build --release -p server -p donghanh-tests --bin donghanh --bin loadgen
+DONGHANH="$CARGO_TARGET_DIR/release/donghanh"
+LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+
+# --- throwaway services ----------------------------------------------------
+TMP="$(mktemp -d -t donghanh-bench.XXXXXX)"
+PG_DATA="$TMP/pg"
+SERVER_PID=""
+SAMPLER_PID=""
+AS_PG=()
+
+stop_pid() { # pid: SIGTERM, up to 10 s to exit, then SIGKILL
+  local pid="$1"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
+  [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
+  if [ -f "$PG_DATA/postmaster.pid" ]; then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1
+  fi
+  if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+    mkdir -p "$BENCH_KEEP_LOGS"
+    cp "$TMP/server.log" "$BENCH_KEEP_LOGS/donghanh.log" 2>/dev/null
+    cp "$PG_DATA/server.log" "$BENCH_KEEP_LOGS/postgresql.log" 2>/dev/null
+  fi
+  rm -rf "$TMP"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+# Ports below the kernel's ephemeral range (32768+), each used once (as scripts/test.sh).
+USED_PORTS=" "
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { # sets PORT
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % 22000 ))
+    case "$USED_PORTS" in *" $p "*) continue ;; esac
+    if port_free "$p"; then USED_PORTS="$USED_PORTS$p "; PORT="$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+chmod 755 "$TMP"
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir "$TMP" postgres
+  AS_PG=(runuser -u postgres --)
+  mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
+fi
+free_port; PG_PORT="$PORT"
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-locale >"$TMP/initdb.log" 2>&1 \
+  || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+# Durability defaults on purpose: no fsync=off, synchronous_commit=off or
+# full_page_writes=off here, so every accepted submission is on disk when it is answered.
+"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
+  -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c max_connections=300" \
+  >/dev/null || { cat "$PG_DATA/server.log" >&2; die "PostgreSQL did not start"; }
+psql_q() { # db sql: one value, unaligned
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"
+}
+psql_q postgres "CREATE DATABASE donghanh" >/dev/null
+psql_q postgres "CREATE DATABASE pgbench" >/dev/null
+PG_VERSION="$(psql_q postgres 'SHOW server_version')"
+PG_DURABILITY="$(psql_q postgres "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers')")"
+log "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT ($PG_DURABILITY)"
+
+# The server: release build, PostgreSQL, disk blobs under the temp dir, fresh keys.
+key32() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
+free_port; SRV_PORT="$PORT"
+BASE="http://127.0.0.1:$SRV_PORT"
+mkdir -p "$TMP/data"
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/donghanh"
+export BIND_ADDR="127.0.0.1:$SRV_PORT"
+export DATA_DIR="$TMP/data"
+export BLOB_STORE=disk
+export BLOB_DIR="$TMP/data/blobs"
+export JWT_KEYS="bench:$(key32)"
+export UIC_HMAC_KEY="$(key32)"
+export LOG_FORMAT=text
+# Tokens must outlive long runs (BENCH_SECONDS × concurrencies).
+export ACCESS_TOKEN_TTL_SECS=86400
+unset RUST_LOG # the server's own default filter (info), as in production
+"$DONGHANH" serve >"$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+
+ready=""
+for _ in $(seq 1 300); do # 60 s
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+    cat "$TMP/server.log" >&2
+    die "the server exited during start-up"
+  fi
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz" || true)" = "200" ]; then ready=1; break; fi
+  sleep 0.2
+done
+[ -n "$ready" ] || { cat "$TMP/server.log" >&2; die "the server was not ready within 60 s"; }
+log "donghanh (pid $SERVER_PID) ready on $BASE"
+
+api() { # method path token [json body]: the body; fails unless 2xx
+  local method="$1" path="$2" token="$3" body="${4:-}" out code
+  local args=(-s -o "$TMP/api.out" -w '%{http_code}' -X "$method" -H 'Accept: application/json')
+  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  code="$(curl "${args[@]}" "$BASE$path")" || die "$method $path: curl failed"
+  out="$(cat "$TMP/api.out")"
+  case "$code" in 2??) printf '%s' "$out" ;; *) die "$method $path answered $code: $out" ;; esac
+}
+login() { # username password: an access token
+  api POST /api/v1/auth/login "" \
+    "$(jq -nc --arg u "$1" --arg p "$2" '{username: $u, password: $p, device_id: "bench"}')" \
+    | jq -er .access_token
+}
+
+ADMIN_OUT="$("$DONGHANH" create-admin --username bench-admin 2>>"$TMP/create-admin.log")" \
+  || { cat "$TMP/create-admin.log" >&2; die "create-admin failed"; }
+ADMIN_PASSWORD="$(printf '%s\n' "$ADMIN_OUT" | sed -n 's/^ *password: *//p' | head -n 1)"
+[ -n "$ADMIN_PASSWORD" ] || die "could not read the password create-admin printed"
+ADMIN_TOKEN="$(login bench-admin "$ADMIN_PASSWORD")"
+UNIT_ID="$(api GET '/api/v1/org-units?limit=200' "$ADMIN_TOKEN" | jq -er '.items[] | select(.code == "006") | .id')" \
+  || die "no org unit 006 (Đống Đa) in GET /api/v1/org-units"
+PEER_PASSWORD="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+api POST /api/v1/users "$ADMIN_TOKEN" \
+  "$(jq -nc --arg p "$PEER_PASSWORD" --arg u "$UNIT_ID" '{username: "bench.peer", password: $p, role: "peer_educator", org_unit_id: $u}')" \
+  >/dev/null
+PEER_TOKEN="$(login bench.peer "$PEER_PASSWORD")"
+log "peer educator bench.peer in Đống Đa ($UNIT_ID) logged in"
+
+# --- runs ------------------------------------------------------------------
+rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+# Samples the server's VmRSS and RssAnon every 0.5 s until killed, writing the peaks so
+# far (kB) to $1.rss and $1.anon. VmRSS includes the mapped pages of the binary (large
+# with debug line tables) and the kernel may drop those at any time; RssAnon is the
+# server's own memory (heap, stacks).
+sample_rss() {
+  local out="$1" peak=0 peak_anon=0 v a
+  while :; do
+    v="$(rss_kb "$SERVER_PID" VmRSS)"
+    a="$(rss_kb "$SERVER_PID" RssAnon)"
+    if [ -n "$v" ] && [ "$v" -gt "$peak" ]; then peak="$v"; printf '%s\n' "$peak" >"$out.rss"; fi
+    if [ -n "$a" ] && [ "$a" -gt "$peak_anon" ]; then peak_anon="$a"; printf '%s\n' "$peak_anon" >"$out.anon"; fi
+    sleep 0.5
+  done
+}
+
+field() { printf '%s' "$2" | jq -er ".$1"; }
+mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+
+printf '%s\n' "INSERT INTO bench_rows VALUES (gen_random_uuid(), gen_random_uuid(), '{\"k\":1}'::jsonb, now());" >"$TMP/insert.sql"
+psql_q pgbench "CREATE TABLE bench_rows (id uuid PRIMARY KEY, author uuid, answers jsonb, received_at timestamptz)"
+chmod 644 "$TMP/insert.sql"
+
+LOAD_AT_RUNS="$(cut -d' ' -f1-3 /proc/loadavg)"
+if awk -v l="${LOAD_AT_RUNS%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  log "warning: load average $LOAD_AT_RUNS on $(nproc) cores before the runs (a build just ran, or something else is busy); figures will be low"
+fi
+RSS_BEFORE_KB="$(rss_kb "$SERVER_PID" VmRSS)"
+ANON_BEFORE_KB="$(rss_kb "$SERVER_PID" RssAnon)"
+ROWS=()
+DETAILS=()
+for c in $CONCURRENCIES; do
+  # Start every run from a clean checkpoint, so a run does not pay for the last one's WAL.
+  psql_q postgres CHECKPOINT >/dev/null
+  log "loadgen: concurrency $c for ${RUN_SECS}s"
+  rm -f "$TMP/peak.rss" "$TMP/peak.anon"
+  sample_rss "$TMP/peak" &
+  SAMPLER_PID=$!
+  LG="$("$LOADGEN" --base-url "$BASE" --token "$PEER_TOKEN" --org-unit-id "$UNIT_ID" \
+    --concurrency "$c" --duration-secs "$RUN_SECS" --contacts "$CONTACTS")" || die "loadgen failed"
+  stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+  PEAK_KB="$(cat "$TMP/peak.rss" 2>/dev/null || echo 0)"
+  PEAK_ANON_KB="$(cat "$TMP/peak.anon" 2>/dev/null || echo 0)"
+  AFTER_KB="$(rss_kb "$SERVER_PID" VmRSS)"
+  AFTER_ANON_KB="$(rss_kb "$SERVER_PID" RssAnon)"
+  printf '%s\n' "$LG" >&2
+
+  psql_q postgres CHECKPOINT >/dev/null
+  j=$(( c < 2 ? c : 2 ))
+  log "pgbench: -c $c -j $j -T $RUN_SECS"
+  PGB="$("$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PG_PORT" -U postgres -f "$TMP/insert.sql" \
+    -c "$c" -j "$j" -T "$RUN_SECS" pgbench 2>&1)" || { printf '%s\n' "$PGB" >&2; die "pgbench failed"; }
+  TPS="$(printf '%s\n' "$PGB" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)"
+  [ -n "$TPS" ] || { printf '%s\n' "$PGB" >&2; die "no tps in pgbench's output"; }
+  log "pgbench: $TPS tps"
+
+  PER_SEC="$(field per_sec "$LG")"
+  RATIO="$(awk -v a="$PER_SEC" -v b="$TPS" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')"
+  ROWS+=("| $c | $PER_SEC | $(field p50_ms "$LG") | $(field p99_ms "$LG") | $(field errors "$LG") | $(mb "$PEAK_KB") | $(awk -v t="$TPS" 'BEGIN { printf "%.1f", t }') | $RATIO |")
+  DETAILS+=("concurrency $c: $(field accepted "$LG") accepted in $(field duration_s "$LG") s, max $(field max_ms "$LG") ms; server RSS $(mb "$PEAK_KB") MB peak, $(mb "${AFTER_KB:-0}") MB after; anonymous $(mb "$PEAK_ANON_KB") MB peak, $(mb "${AFTER_ANON_KB:-0}") MB after")
+done
+HWM_KB="$(rss_kb "$SERVER_PID" VmHWM)"
+LOAD_AT_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+SUBMISSIONS="$(psql_q donghanh 'SELECT count(*) FROM submissions')"
+PG_DB_MB="$(psql_q donghanh "SELECT round(pg_database_size('donghanh') / 1048576.0, 1)")"
+
+# What the server logged while it was under load: warnings and errors, and whether any
+# secret the benchmark knows of (passwords, tokens, keys) appears in its log.
+WARNINGS="$(grep -cE ' (WARN|ERROR) ' "$TMP/server.log" || true)"
+LEAKS=""
+for name in ADMIN_PASSWORD PEER_PASSWORD ADMIN_TOKEN PEER_TOKEN UIC_HMAC_KEY; do
+  if grep -qF -- "${!name}" "$TMP/server.log"; then LEAKS="$LEAKS $name"; fi
+done
+if grep -qF -- "${JWT_KEYS#bench:}" "$TMP/server.log"; then LEAKS="$LEAKS JWT_KEYS"; fi
+if grep -qE '\bLG[A-Z0-9]{10}\b' "$TMP/server.log"; then LEAKS="$LEAKS raw-UIC"; fi
+
+# --- report ----------------------------------------------------------------
+MODEL="$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+cat <<EOF
+
+## Intake benchmark ($(date -u +%Y-%m-%d))
+
+- machine: $(nproc) cores, ${MODEL:-unknown CPU}, $(awk '/^MemTotal/ {printf "%.1f GB RAM", $2 / 1048576}' /proc/meminfo)
+- PostgreSQL $PG_VERSION, durability defaults ($PG_DURABILITY)
+- load average (1, 5, 15 min): $LOAD_AT_START at start, $LOAD_AT_RUNS after the build, $LOAD_AT_END at the end
+- $RUN_SECS s per run; outreach_visit v1 with $CONTACTS contacts, every other one referred
+
+| concurrency | accepted submissions/s | p50 ms | p99 ms | errors | server peak RSS MB | pgbench single-row inserts/s | ratio |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+EOF
+printf '%s\n' "${ROWS[@]}"
+echo
+printf -- '- %s\n' "${DETAILS[@]}"
+echo "- server RSS $(mb "${RSS_BEFORE_KB:-0}") MB (anonymous $(mb "${ANON_BEFORE_KB:-0}") MB) before the first run; VmHWM $(mb "${HWM_KB:-0}") MB at the end"
+echo "- $SUBMISSIONS submissions stored; database $PG_DB_MB MB"
+echo "- server log: $WARNINGS WARN/ERROR lines; secrets or raw UICs found in it:${LEAKS:- none}"
