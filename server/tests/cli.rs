@@ -21,9 +21,38 @@ fn help_lists_the_commands() {
     let out = Command::new(BIN).arg("--help").output().expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "create-admin", "seed-demo"] {
+    for cmd in [
+        "serve",
+        "migrate",
+        "create-admin",
+        "seed-demo",
+        "sweep-photos",
+        "expire-referrals",
+    ] {
         assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
     }
+}
+
+#[test]
+fn create_admin_refuses_a_username_nobody_could_log_in_with() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = clean_command(dir.path())
+        .args(["create-admin", "--username", "Chief.Admin"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lowercase"), "{stderr}");
+    let out = clean_command(dir.path())
+        .args(["create-admin", "--username", "chief.admin"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("password:"));
 }
 
 #[test]

@@ -347,6 +347,13 @@ pub async fn create_account(
     org_unit_code: Option<&str>,
     team_id: Option<Uuid>,
 ) -> anyhow::Result<(UserOut, String)> {
+    // The same rule as the API's: login lowercases what it is given, so an account
+    // made here with capitals could never log in.
+    if !(3..=64).contains(&username.len()) || shared_models::validate_username(username).is_err() {
+        anyhow::bail!(
+            "username {username:?}: 3 to 64 lowercase ASCII letters, digits, '.', '_' or '-'"
+        );
+    }
     let unit = match org_unit_code {
         Some(code) => org_units::Entity::find()
             .filter(org_units::Column::Code.eq(code))
