@@ -6,7 +6,7 @@
 //! An object left without its row (a crash between the two writes) is removed by the
 //! sweeper once it is older than the grace period.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -202,60 +202,27 @@ fn check_kind(declared: ImageKind, head: &[u8]) -> ApiResult<()> {
     }
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<W: std::io::Seek> std::io::Seek for HashingWriter<W> {
-    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
 /// Copies the spooled photo without its location metadata; answers the copy and its
-/// digest. WebP's size fix-up seeks back, so the digest is taken over the finished file.
+/// digest.
 async fn strip(state: &AppState, spooled: &Spooled) -> ApiResult<(Spool, [u8; 32])> {
     let clean = Spool::new(&state.config.data_dir.join("tmp"))?;
     let src = spooled.spool.path().to_path_buf();
     let dst = clean.path().to_path_buf();
     let kind = spooled.kind;
-    let result = tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 32]> {
+    let stripped = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let mut input = std::io::BufReader::new(std::fs::File::open(&src)?);
         let out = std::fs::OpenOptions::new().write(true).open(&dst)?;
         let mut writer = std::io::BufWriter::new(out);
         strip_metadata(kind, &mut input, &mut writer)?;
-        writer.flush()?;
-        drop(writer);
-        let mut hasher = HashingWriter {
-            inner: std::io::sink(),
-            hasher: Sha256::new(),
-        };
-        let mut reread = std::io::BufReader::new(std::fs::File::open(&dst)?);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reread.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.write_all(&buf[..n])?;
-        }
-        Ok(hasher.hasher.finalize().into())
+        writer.flush()
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
+    // WebP's size fix-up seeks back, so the digest is taken over the finished file.
+    let result = match stripped {
+        Ok(()) => crate::storage::sha256_of_file(clean.path()).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(digest) => Ok((clean, digest)),
         Err(e)
@@ -360,12 +327,9 @@ pub async fn upload(
         created_at: Set(Utc::now()),
     })
     .on_conflict(
-        OnConflict::columns([
-            submission_photos::Column::SubmissionId,
-            submission_photos::Column::Sha256,
-        ])
-        .do_nothing()
-        .to_owned(),
+        // No conflict target: a concurrent upload of the same photo collides on the
+        // key and on the object key's unique index alike, and either means "stored".
+        OnConflict::new().do_nothing().to_owned(),
     )
     .exec_without_returning(&state.db)
     .await?;
