@@ -305,6 +305,19 @@ where
     }
 }
 
+/// A checked `limit` of a list: absent means the default, outside 1..=200 is a 400.
+pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_param(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// A checked page request: the id after which to continue, and how many rows to return.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -315,14 +328,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// Checks `cursor` and `limit` from a query string.
     pub fn parse(cursor: Option<&str>, limit: Option<u64>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
-        if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_param(
-                "limit",
-                "out_of_range",
-                format!("must be between 1 and {MAX_PAGE_LIMIT}"),
-            ));
-        }
+        let limit = page_limit(limit)?;
         let after = match cursor {
             None | Some("") => None,
             Some(c) => Some(decode_cursor(c).ok_or_else(|| {

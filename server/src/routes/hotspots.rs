@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use sea_orm::TransactionTrait;
 use shared_models::{HotspotFilter, HotspotIn, HotspotOut, HotspotPatch, Page, Problem};
 use uuid::Uuid;
 
@@ -42,10 +43,11 @@ pub async fn create_hotspot(
     Supervisor(p): Supervisor,
     ValidatedJson(input): ValidatedJson<HotspotIn>,
 ) -> ApiResult<(StatusCode, Json<HotspotOut>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(hotspots::create(&state.db, &p, input).await?),
-    ))
+    // The hotspot and its audit entry commit together.
+    let txn = state.db.begin().await?;
+    let out = hotspots::create(&txn, &p, input).await?;
+    txn.commit().await?;
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// One hotspot in the caller's area.
@@ -78,7 +80,10 @@ pub async fn update_hotspot(
     Path(id): Path<Uuid>,
     ValidatedJson(patch): ValidatedJson<HotspotPatch>,
 ) -> ApiResult<Json<HotspotOut>> {
-    Ok(Json(hotspots::update(&state.db, &p, id, patch).await?))
+    let txn = state.db.begin().await?;
+    let out = hotspots::update(&txn, &p, id, patch).await?;
+    txn.commit().await?;
+    Ok(Json(out))
 }
 
 pub fn router() -> Router<AppState> {

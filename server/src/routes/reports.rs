@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use sea_orm::TransactionTrait;
 use shared_models::{IndicatorQuery, IndicatorReportOut, Problem, TargetIn, TargetOut};
 
 use crate::auth::{Admin, Supervisor};
@@ -88,7 +89,11 @@ pub async fn put_target(
     Admin(p): Admin,
     ValidatedJson(input): ValidatedJson<TargetIn>,
 ) -> ApiResult<Json<TargetOut>> {
-    Ok(Json(reports::put_target(&state.db, &p, &input).await?))
+    // The target and its audit entry commit together.
+    let txn = state.db.begin().await?;
+    let out = reports::put_target(&txn, &p, &input).await?;
+    txn.commit().await?;
+    Ok(Json(out))
 }
 
 /// Every submission in scope matching the filters, as CSV streamed in batches (client

@@ -209,7 +209,8 @@ pub async fn get_version<C: ConnectionTrait>(
         .ok_or(ApiError::NotFound("form"))
 }
 
-fn faults_to_fields(prefix: &str, faults: Vec<mobile_schema::Fault>) -> Vec<FieldError> {
+/// Form faults as problem fields under `prefix` (`answers` for a submission's answers).
+pub fn to_field_errors(prefix: &str, faults: Vec<mobile_schema::Fault>) -> Vec<FieldError> {
     faults
         .into_iter()
         .map(|f| {
@@ -222,11 +223,6 @@ fn faults_to_fields(prefix: &str, faults: Vec<mobile_schema::Fault>) -> Vec<Fiel
             FieldError::new(field, f.code.as_str(), f.message)
         })
         .collect()
-}
-
-/// Form faults as problem fields under `prefix` (`answers` for a submission's answers).
-pub fn to_field_errors(prefix: &str, faults: Vec<mobile_schema::Fault>) -> Vec<FieldError> {
-    faults_to_fields(prefix, faults)
 }
 
 /// Publishes a new form or a new version of one (admin). The same version with the same
@@ -242,7 +238,7 @@ pub async fn publish<C: TransactionTrait + ConnectionTrait>(
     serde_json::from_str::<serde_json::Value>(text)
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let def = mobile_schema::parse_definition(text)
-        .map_err(|faults| ApiError::Validation(faults_to_fields("", faults)))?;
+        .map_err(|faults| ApiError::Validation(to_field_errors("", faults)))?;
     let definition = definition_json(&def)?;
     let digest = content_sha256(&definition);
 

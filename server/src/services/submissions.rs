@@ -226,20 +226,12 @@ const LIST_CURSOR_PREFIX: &str = "s1:";
 
 const QUEUE_CURSOR_PREFIX: &str = "q1:";
 
-fn encode_list_cursor(m: &submissions::Model) -> String {
-    encode_cursor_with(LIST_CURSOR_PREFIX, m)
-}
-
 fn encode_cursor_with(prefix: &str, m: &submissions::Model) -> String {
     URL_SAFE_NO_PAD.encode(format!(
         "{prefix}{}:{}",
         m.received_at.timestamp_micros(),
         m.id
     ))
-}
-
-fn decode_list_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
-    decode_cursor_with(LIST_CURSOR_PREFIX, cursor)
 }
 
 fn decode_cursor_with(prefix: &str, cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
@@ -260,14 +252,7 @@ pub async fn list<C: ConnectionTrait>(
     actor: &Principal,
     filter: &SubmissionFilter,
 ) -> ApiResult<Page<SubmissionSummaryOut>> {
-    let limit = filter.limit.unwrap_or(shared_models::DEFAULT_PAGE_LIMIT);
-    if !(1..=shared_models::MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_param(
-            "limit",
-            "out_of_range",
-            format!("must be between 1 and {}", shared_models::MAX_PAGE_LIMIT),
-        ));
-    }
+    let limit = crate::extract::page_limit(filter.limit)?;
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
             return Err(ApiError::bad_param(
@@ -298,7 +283,7 @@ pub async fn list<C: ConnectionTrait>(
         query = query.filter(submissions::Column::OccurredOn.lte(to));
     }
     if let Some(cursor) = filter.cursor.as_deref().filter(|c| !c.is_empty()) {
-        let (at, id) = decode_list_cursor(cursor)?;
+        let (at, id) = decode_cursor_with(LIST_CURSOR_PREFIX, cursor)?;
         query = query.filter(
             Condition::any()
                 .add(submissions::Column::ReceivedAt.lt(at))
@@ -318,7 +303,8 @@ pub async fn list<C: ConnectionTrait>(
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more {
-        rows.last().map(encode_list_cursor)
+        rows.last()
+            .map(|m| encode_cursor_with(LIST_CURSOR_PREFIX, m))
     } else {
         None
     };
@@ -339,14 +325,7 @@ pub async fn list_in_order(
     cursor: Option<&str>,
     limit: Option<u64>,
 ) -> ApiResult<Page<SubmissionSummaryOut>> {
-    let limit = limit.unwrap_or(shared_models::DEFAULT_PAGE_LIMIT);
-    if !(1..=shared_models::MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_param(
-            "limit",
-            "out_of_range",
-            format!("must be between 1 and {}", shared_models::MAX_PAGE_LIMIT),
-        ));
-    }
+    let limit = crate::extract::page_limit(limit)?;
     let mut query = submissions::Entity::find()
         .filter(visible_to(actor))
         .filter(submissions::Column::Status.eq(status.as_str()));
@@ -819,9 +798,9 @@ pub(crate) async fn extract<C: ConnectionTrait>(
             let mut hashes: Vec<&str> = contacts.iter().map(|c| str_at(c, "uic")).collect();
             hashes.sort_unstable();
             hashes.dedup();
-            for hash in hashes {
+            for hash in &hashes {
                 clients::Entity::insert(clients::ActiveModel {
-                    uic_hash: Set(hash.to_string()),
+                    uic_hash: Set((*hash).to_string()),
                     first_submission_id: Set(submission_id),
                     first_seen_at: Set(Utc::now()),
                 })
@@ -833,16 +812,22 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 .exec_without_returning(txn)
                 .await?;
             }
+            // The clients this visit (or an earlier revision of it) met first.
+            let first_met_here: Vec<String> = clients::Entity::find()
+                .filter(clients::Column::UicHash.is_in(hashes.iter().copied()))
+                .filter(clients::Column::FirstSubmissionId.eq(submission_id))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|c| c.uic_hash)
+                .collect();
             let mut totals = [0i64; 4];
             for (position, c) in contacts.iter().enumerate() {
                 let position = position as i32;
                 let hash = str_at(c, "uic").to_string();
                 // New when this visit (or an earlier revision of it) first met the
                 // client; the first contact of that visit only, if met twice in it.
-                let is_new = clients::Entity::find_by_id(hash.clone())
-                    .one(txn)
-                    .await?
-                    .is_some_and(|c| c.first_submission_id == submission_id)
+                let is_new = first_met_here.contains(&hash)
                     && !contacts[..position as usize]
                         .iter()
                         .any(|earlier| str_at(earlier, "uic") == hash);
