@@ -12,12 +12,16 @@
 # approved outreach visits spread over the 30 districts and 2024, their contacts (also
 # as report facts in approved_contacts, keyed by client_keys with a skewed reuse),
 # commodity distributions, referrals (a few completed by an approved handoff), group
-# sessions and support visits. Then it starts the server on a free loopback port,
-# creates an admin, times `GET /api/v1/reports/indicators` for the city (1 cold run
-# after a PostgreSQL restart, then warm runs, JSON and CSV), shows EXPLAIN (ANALYZE,
-# BUFFERS) of the report's heaviest query in both its forms, and streams a CSV export
-# of about 100,000 submissions while sampling the server's RSS. Prints a markdown
-# summary. Everything it started is stopped and its files removed on exit, also on
+# sessions and support visits; then builds the report cells from those facts with
+# `donghanh rebuild-reports` (timed), as a server does when it first meets such data.
+# Then it starts the server on a free loopback port, creates an admin, times
+# `GET /api/v1/reports/indicators` for the city (1 cold run after a PostgreSQL restart,
+# then warm runs, JSON and CSV), checks the city figures against counts made with SQL
+# straight from the facts, times an admin reopening and approving again a few visits
+# (what keeping the cells costs a review at this size) and checks the figures again,
+# shows EXPLAIN (ANALYZE, BUFFERS) of the cells query beside the live count it replaced,
+# and streams a CSV export of about 100,000 submissions while sampling the server's
+# RSS. Prints a markdown summary. Everything it started is stopped and its files removed on exit, also on
 # failure.
 #
 #   BENCH_VISITS          approved outreach visits (default 1000000; 8 contacts each)
@@ -536,6 +540,17 @@ CORRELATION="$(psql_q bench "SELECT string_agg(format('%s.%s %s', tablename, att
   FROM pg_stats WHERE schemaname = 'public' AND (tablename, attname) IN (('approved_contacts', 'occurred_on'), ('submissions', 'occurred_on'), ('submissions', 'id'))")"
 log "generated in ${GEN_SECS}s (load $GEN_LOAD_BEFORE -> $GEN_LOAD_AFTER): database $DB_SIZE; $COUNTS"
 
+# The report cells, from the facts just generated.
+REBUILD_LOAD="$(load)"
+REBUILD_START=$(date +%s.%N)
+"$DONGHANH" rebuild-reports >"$TMP/rebuild.log" 2>&1 || { cat "$TMP/rebuild.log" >&2; die "rebuild-reports failed"; }
+REBUILD_SECS="$(awk -v a="$REBUILD_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+CELLS="$(psql_q bench "SELECT format('%s cells (%s reach day, %s reach month, %s first day, %s first month), %s',
+  count(*), count(*) FILTER (WHERE kind = 'reach' AND grain = 'day'), count(*) FILTER (WHERE kind = 'reach' AND grain = 'month'),
+  count(*) FILTER (WHERE kind = 'first' AND grain = 'day'), count(*) FILTER (WHERE kind = 'first' AND grain = 'month'),
+  pg_size_pretty(pg_total_relation_size('report_cells'))) FROM report_cells")"
+log "report cells rebuilt in ${REBUILD_SECS}s (load $REBUILD_LOAD): $CELLS"
+
 # A restart empties shared_buffers, so the first report run below is cold for
 # PostgreSQL (the kernel's page cache is left alone: other work shares this machine).
 pg_stop
@@ -655,28 +670,61 @@ CSV_LINES="$(wc -l <"$TMP/report.csv")"
 EXPECTED_CSV_LINES=$(( 1 + (1 + CHILDREN) * $(jq -r '.unit.indicators | length' "$TMP/report.json") ))
 [ "$CSV_LINES" -eq "$EXPECTED_CSV_LINES" ] || die "the CSV report has $CSV_LINES lines, expected $EXPECTED_CSV_LINES"
 
-# The heaviest query of the report, as reports.rs builds it (values substituted): by
-# child unit, then for the whole unit.
-CHILD_LEN=$(( ${#CITY_PATH} + 37 ))
-AC_SELECT="COUNT(*) AS events, COUNT(DISTINCT ac.client_id) AS people, \
-COUNT(DISTINCT CASE WHEN ck.first_approved_on >= DATE '2024-01-01' THEN ac.client_id END) AS people_new, \
-CAST(SUM(ac.condoms_male) AS BIGINT) AS condoms_male, CAST(SUM(ac.condoms_female) AS BIGINT) AS condoms_female, \
-CAST(SUM(ac.lubricant) AS BIGINT) AS lubricant, CAST(SUM(ac.self_test_kits) AS BIGINT) AS self_test_kits \
-FROM approved_contacts ac JOIN client_keys ck ON ck.id = ac.client_id \
-WHERE ac.org_path LIKE '${CITY_PATH}%' AND ac.occurred_on >= DATE '2024-01-01' AND ac.occurred_on <= DATE '2024-12-31' GROUP BY 1"
+# The city figures against counts made with SQL straight from the facts (every
+# generated unit is under the city, and all of 2024 is the period).
+SQL_FIGURES="$(psql_q bench "SELECT format('people_reached %s, people_new %s, contact_events %s, referrals_issued.hiv_test %s, referrals_completed.hiv_test %s, group_sessions %s',
+  (SELECT count(DISTINCT client_id) FROM approved_contacts WHERE occurred_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'),
+  (SELECT count(*) FROM client_keys ck WHERE ck.first_approved_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'
+      AND EXISTS (SELECT 1 FROM approved_contacts ac WHERE ac.client_id = ck.id AND ac.occurred_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31')),
+  (SELECT count(*) FROM approved_contacts WHERE occurred_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'),
+  (SELECT count(*) FROM referrals r JOIN submissions s ON s.id = r.submission_id WHERE s.status = 'approved' AND r.service = 'hiv_test' AND r.issued_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'),
+  (SELECT count(*) FROM referrals r JOIN submissions s ON s.id = r.submission_id WHERE s.status = 'approved' AND r.service = 'hiv_test' AND r.status = 'completed' AND r.issued_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'),
+  (SELECT count(*) FROM submissions WHERE status = 'approved' AND kind = 'group_session' AND occurred_on BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'))")"
+report_figures() { # json file: the same figures as the report gives them
+  jq -r '.unit.indicators | map({(.indicator): (.value // "suppressed")}) | add
+    | "people_reached \(.people_reached), people_new \(.people_new), contact_events \(.contact_events), referrals_issued.hiv_test \(."referrals_issued.hiv_test"), referrals_completed.hiv_test \(."referrals_completed.hiv_test"), group_sessions \(.group_sessions)"' "$1"
+}
+REPORT_FIGURES="$(report_figures "$TMP/report.json")"
+[ "$REPORT_FIGURES" = "$SQL_FIGURES" ] || die "the report says '$REPORT_FIGURES', SQL on the facts says '$SQL_FIGURES'"
+log "the report's city figures equal SQL counts on the facts: $SQL_FIGURES"
+
+# What keeping the cells costs a review at this size: an admin reopens approved visits
+# and approves them again (each recomputes a district-day cell of ~700 contacts, its
+# month cell from ~30 day cells, and moves first days); then the figures must be the same.
+REVIEW_IDS="$(psql_q bench "SELECT id FROM submissions WHERE kind = 'outreach_visit' AND status = 'approved' ORDER BY md5(id::text) LIMIT 20")"
+REOPEN_TIMES=()
+APPROVE_TIMES=()
+REVIEW_LOAD="$(load)"
+for id in $REVIEW_IDS; do
+  read -r code secs <<<"$(curl -s -o "$TMP/review.out" -w '%{http_code} %{time_total}' -X POST \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data-binary '{"comment": "bench: reopened to measure the review path"}' "$BASE/api/v1/submissions/$id/reopen")"
+  [ "$code" = 200 ] || die "reopen $id answered $code: $(head -c 300 "$TMP/review.out")"
+  REOPEN_TIMES+=("$secs")
+  read -r code secs <<<"$(curl -s -o "$TMP/review.out" -w '%{http_code} %{time_total}' -X POST \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data-binary '{"decision": "approve"}' "$BASE/api/v1/submissions/$id/review")"
+  [ "$code" = 200 ] || die "approve $id answered $code: $(head -c 300 "$TMP/review.out")"
+  APPROVE_TIMES+=("$secs")
+done
+log "reopen: $(stats "${REOPEN_TIMES[@]}") s, approve again: $(stats "${APPROVE_TIMES[@]}") s (min / median / max of ${#APPROVE_TIMES[@]}, load $REVIEW_LOAD)"
+read -r code secs <<<"$(report_run "" "$TMP/report-after.json")"
+[ "$code" = 200 ] || die "the report answered $code after the reviews"
+AFTER_FIGURES="$(report_figures "$TMP/report-after.json")"
+[ "$AFTER_FIGURES" = "$SQL_FIGURES" ] || die "after reopening and approving again the report says '$AFTER_FIGURES', SQL said '$SQL_FIGURES'"
+log "figures unchanged after the reviews (report ${secs}s)"
+
+# The cells query of the report as rollup.rs builds it (the whole year: twelve month
+# cells per unit), and the live count over approved_contacts the cells replaced.
 explain() { # name sql
   local l
   l="$(load)"
   psql_q bench "EXPLAIN (ANALYZE, BUFFERS) $2" >"$TMP/plan-$1.txt" || die "EXPLAIN $1 failed"
   printf '%s\n' "$l" >"$TMP/plan-$1.load"
 }
-log "EXPLAIN (ANALYZE, BUFFERS) of the approved_contacts query"
-explain by-child "SELECT SUBSTR(ac.org_path, 1, $CHILD_LEN) AS k, $AC_SELECT"
-explain whole "SELECT '' AS k, $AC_SELECT"
-# The other three queries, for completeness (whole-unit form).
-explain referrals "SELECT '' AS k, r.service AS service, COUNT(*) AS issued, CAST(SUM(CASE WHEN r.status = 'completed' THEN 1 ELSE 0 END) AS BIGINT) AS completed FROM referrals r JOIN submissions s ON s.id = r.submission_id WHERE s.status = 'approved' AND r.org_path LIKE '${CITY_PATH}%' AND r.issued_on >= DATE '2024-01-01' AND r.issued_on <= DATE '2024-12-31' GROUP BY 1, 2"
-explain group-sessions "SELECT '' AS k, g.audience AS audience, COUNT(*) AS sessions, CAST(SUM(g.participants) AS BIGINT) AS participants FROM group_sessions g JOIN submissions s ON s.id = g.submission_id WHERE s.status = 'approved' AND s.org_path LIKE '${CITY_PATH}%' AND s.occurred_on >= DATE '2024-01-01' AND s.occurred_on <= DATE '2024-12-31' GROUP BY 1, 2"
-explain support "SELECT '' AS k, a.action AS action, COUNT(*) AS n, CAST(SUM(a.loan_amount_vnd) AS BIGINT) AS amount FROM support_actions a JOIN submissions s ON s.id = a.submission_id WHERE s.status = 'approved' AND s.org_path LIKE '${CITY_PATH}%' AND s.occurred_on >= DATE '2024-01-01' AND s.occurred_on <= DATE '2024-12-31' GROUP BY 1, 2"
+log "EXPLAIN (ANALYZE, BUFFERS) of the cells query and of the live count it replaced"
+explain cells "SELECT org_path, clients, figures FROM report_cells WHERE kind = 'reach' AND org_path LIKE '${CITY_PATH}%' AND ((grain = 'month' AND starts_on >= DATE '2024-01-01' AND starts_on <= DATE '2024-12-01'))"
+explain live "SELECT COUNT(*) AS events, COUNT(DISTINCT ac.client_id) AS people FROM approved_contacts ac WHERE ac.org_path LIKE '${CITY_PATH}%' AND ac.occurred_on >= DATE '2024-01-01' AND ac.occurred_on <= DATE '2024-12-31'"
 plan_ms() { sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' "$TMP/plan-$1.txt"; }
 # The top of a plan: its nodes down to the given depth, with actual times and rows.
 plan_top() { # name lines
@@ -772,30 +820,25 @@ cat <<EOF
 | JSON, district 006 (Đống Đa), 2024 (for scale) | 1 | $DISTRICT_SECS | $DISTRICT_LOAD |
 
 - warm median $WARM_MEDIAN s: $VERDICT
-- the load averages during the runs include the report's own PostgreSQL backend and its 2 parallel workers (up to 3 busy processes on $(nproc) cores)
 - answer: 200, $REPORT_JSON_BYTES bytes of JSON, $CSV_LINES CSV lines; city figures: $FIGURES
+
+- the city figures equal counts made with SQL on the facts: $SQL_FIGURES
+
+### Keeping the cells
+
+- \`donghanh rebuild-reports\` from the generated facts: ${REBUILD_SECS} s (load $REBUILD_LOAD); $CELLS
+- an admin reopening an approved visit: $(stats "${REOPEN_TIMES[@]}") s; approving it again: $(stats "${APPROVE_TIMES[@]}") s (min / median / max of ${#APPROVE_TIMES[@]}, load $REVIEW_LOAD); the figures after are unchanged
 
 ### Where the time goes: EXPLAIN (ANALYZE, BUFFERS)
 
 | query | execution ms | load average at the run |
 | --- | ---: | --- |
-| approved_contacts, by district (SUBSTR(org_path, 1, $CHILD_LEN)) | $(plan_ms by-child) | $(cat "$TMP/plan-by-child.load") |
-| approved_contacts, whole city | $(plan_ms whole) | $(cat "$TMP/plan-whole.load") |
-| referrals | $(plan_ms referrals) | $(cat "$TMP/plan-referrals.load") |
-| group_sessions | $(plan_ms group-sessions) | $(cat "$TMP/plan-group-sessions.load") |
-| support_actions | $(plan_ms support) | $(cat "$TMP/plan-support.load") |
+| report cells of the city, 2024 (what the report reads) | $(plan_ms cells) | $(cat "$TMP/plan-cells.load") |
+| the same people and events counted live from approved_contacts (what it no longer does) | $(plan_ms live) | $(cat "$TMP/plan-live.load") |
 | export, first batch of 1000 | $(plan_ms export-batch) | $(cat "$TMP/plan-export-batch.load") |
 
-approved_contacts by district, top of the plan:
-
 \`\`\`
-$(plan_top by-child 14)
-\`\`\`
-
-approved_contacts for the whole city, top of the plan:
-
-\`\`\`
-$(plan_top whole 14)
+$(plan_top cells 8)
 \`\`\`
 
 ### Submissions export ($EXPORT_QS)

@@ -10,6 +10,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_intake;
 mod m20261123_000003_photos;
 mod m20261123_000004_review_reports;
+mod m20261123_000005_report_cells;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_intake::Migration),
             Box::new(m20261123_000003_photos::Migration),
             Box::new(m20261123_000004_review_reports::Migration),
+            Box::new(m20261123_000005_report_cells::Migration),
         ]
     }
 }
@@ -52,4 +54,6 @@ pub const TABLES: &[&str] = &[
     "approved_contacts",
     "targets",
     "stock_movements",
+    "report_cells",
+    "report_state",
 ];

@@ -50,6 +50,14 @@ enum Command {
     /// Mark referrals not completed within REFERRAL_EXPIRY_DAYS as expired. Safe beside
     /// running servers (they do it hourly too).
     ExpireReferrals,
+    /// Recompute the indicators report's cells from the approved data. Servers keep the
+    /// cells as they approve and reopen, and rebuild them at start when their layout
+    /// changed; this is for repairs. With --check, only compare and list the cells that
+    /// differ (exit status 1 if any).
+    RebuildReports {
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -142,6 +150,33 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("expired {n} referrals");
+        }
+        Command::RebuildReports { check } => {
+            let db = server::db::connect_and_migrate(&config.database_url).await?;
+            let started = std::time::Instant::now();
+            if check {
+                let drift = server::services::rollup::verify(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for line in &drift {
+                    println!("{line}");
+                }
+                if !drift.is_empty() {
+                    anyhow::bail!("{} report cells differ from the approved data", drift.len());
+                }
+                println!(
+                    "report cells match the approved data ({:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            } else {
+                server::services::rollup::rebuild(&db, true)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!(
+                    "report cells rebuilt in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         Command::SweepPhotos => {
             let grace = config.photo_sweep_grace;

@@ -34,6 +34,12 @@ impl AppState {
         crate::services::forms::install_bundled(&db)
             .await
             .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
+        if crate::services::rollup::ensure_current(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("building the report cells: {e}"))?
+        {
+            tracing::info!("report cells built from the approved data");
+        }
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::Disk { root } => Arc::new(
                 DiskStore::open(root.clone())

@@ -28,6 +28,7 @@ fn help_lists_the_commands() {
         "seed-demo",
         "sweep-photos",
         "expire-referrals",
+        "rebuild-reports",
     ] {
         assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
     }
@@ -53,6 +54,24 @@ fn create_admin_refuses_a_username_nobody_could_log_in_with() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("password:"));
+}
+
+#[test]
+fn report_cells_rebuild_and_check_on_the_embedded_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (args, said) in [
+        (&["rebuild-reports"][..], "report cells rebuilt"),
+        (&["rebuild-reports", "--check"][..], "report cells match"),
+    ] {
+        let out = clean_command(dir.path()).args(args).output().expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(said), "{args:?}: {stdout}");
+    }
 }
 
 #[test]

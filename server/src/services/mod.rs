@@ -10,6 +10,7 @@ pub mod photos;
 pub mod referrals;
 pub mod reports;
 pub mod review;
+pub mod rollup;
 pub mod sessions;
 pub mod stock;
 pub mod submissions;

@@ -3,12 +3,13 @@
 //! are counted by client key (the keyed UIC hash), each once per unit and period; a
 //! person is "new" when their first approved contact anywhere in the program falls in
 //! the period. Person counts of 1 to 4 are suppressed so nobody can be singled out.
+//! The report reads the cells approval keeps (see [`crate::services::rollup`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate, Utc};
-use sea_orm::{ColumnTrait, Condition};
-use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement, Value};
+use roaring::RoaringTreemap;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use shared_models::{
     IndicatorQuery, IndicatorReportOut, IndicatorValueOut, TargetIn, TargetOut, UnitIndicatorsOut,
 };
@@ -18,6 +19,7 @@ use crate::auth::Principal;
 use crate::db::entities::{org_units, targets};
 use crate::error::{ApiError, ApiResult};
 use crate::services::audit;
+use crate::services::rollup::{self, Cell, Kind};
 
 /// Counts of people below this are suppressed.
 pub const SUPPRESS_BELOW: i64 = 5;
@@ -148,181 +150,48 @@ fn resolve_period(q: &IndicatorQuery) -> ApiResult<(NaiveDate, NaiveDate, Option
     }
 }
 
-/// Builds a statement from SQL written with `?` placeholders, for either database.
-fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DatabaseBackend::Postgres {
-        let mut out = String::with_capacity(sql.len() + 16);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    } else {
-        sql.to_string()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
+/// Raw figures of one unit: the cell's additive figures, and its people counted from
+/// the clients reached (`first`: the clients first met in the program in the period).
+fn raw_figures(cell: &Cell, first: &RoaringTreemap) -> BTreeMap<String, i64> {
+    let mut raw = cell.figures.clone();
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let people = count(cell.clients.len());
+    let new = count(cell.clients.intersection_len(first));
+    raw.insert("people_reached".into(), people);
+    raw.insert("people_new".into(), new);
+    raw.insert("people_returning".into(), people - new);
+    raw
 }
 
-/// Raw figures per group key (a child unit's path, or "" for the whole unit).
-type Figures = BTreeMap<String, BTreeMap<String, i64>>;
-
-fn add(figures: &mut Figures, key: &str, indicator: String, value: i64) {
-    *figures
-        .entry(key.to_string())
-        .or_default()
-        .entry(indicator)
-        .or_insert(0) += value;
-}
-
-/// Runs the report's queries over `prefix`'s subtree; with `child_len`, grouped by the
-/// child unit (the first `child_len` characters of the path), else as one group "".
+/// The unit's figures over the period, and those of each child path (a path of
+/// `child_len` characters), from the report cells.
 async fn figures<C: ConnectionTrait>(
     db: &C,
     prefix: &str,
     from: NaiveDate,
     to: NaiveDate,
-    child_len: Option<i32>,
-) -> ApiResult<Figures> {
-    let backend = db.get_database_backend();
-    let like = format!("{prefix}%");
-    let group = |col: &str| match child_len {
-        Some(_) => format!("SUBSTR({col}, 1, ?)"),
-        None => "''".to_string(),
-    };
-    let with_len = |mut v: Vec<Value>| {
-        if let Some(len) = child_len {
-            v.insert(0, len.into());
+    child_len: Option<usize>,
+) -> ApiResult<(
+    BTreeMap<String, i64>,
+    BTreeMap<String, BTreeMap<String, i64>>,
+)> {
+    let mut first = RoaringTreemap::new();
+    for (_, cell) in rollup::read(db, Kind::First, "", from, to).await? {
+        first |= cell.clients;
+    }
+    let mut whole = Cell::default();
+    let mut children: BTreeMap<String, Cell> = BTreeMap::new();
+    for (path, cell) in rollup::read(db, Kind::Reach, prefix, from, to).await? {
+        if let Some(child) = child_len.and_then(|n| path.get(..n)) {
+            children.entry(child.to_string()).or_default().absorb(&cell);
         }
-        v
-    };
-    let mut out = Figures::new();
-
-    // Aggregate per (group, client) first, then count clients: a COUNT(*) over one
-    // row per person is far cheaper than COUNT(DISTINCT) over every contact.
-    let sql = format!(
-        "SELECT pc.k AS k, CAST(SUM(pc.n) AS BIGINT) AS events, COUNT(*) AS people, \
-         CAST(SUM(CASE WHEN ck.first_approved_on >= ? THEN 1 ELSE 0 END) AS BIGINT) AS people_new, \
-         CAST(SUM(pc.cm) AS BIGINT) AS condoms_male, \
-         CAST(SUM(pc.cf) AS BIGINT) AS condoms_female, \
-         CAST(SUM(pc.lu) AS BIGINT) AS lubricant, \
-         CAST(SUM(pc.st) AS BIGINT) AS self_test_kits \
-         FROM (SELECT {k} AS k, ac.client_id AS client_id, COUNT(*) AS n, \
-               SUM(ac.condoms_male) AS cm, SUM(ac.condoms_female) AS cf, \
-               SUM(ac.lubricant) AS lu, SUM(ac.self_test_kits) AS st \
-               FROM approved_contacts ac \
-               WHERE ac.org_path LIKE ? AND ac.occurred_on >= ? AND ac.occurred_on <= ? \
-               GROUP BY 1, 2) pc \
-         JOIN client_keys ck ON ck.id = pc.client_id GROUP BY 1",
-        k = group("ac.org_path")
-    );
-    let mut values: Vec<Value> = vec![from.into()];
-    if let Some(len) = child_len {
-        values.push(len.into());
+        whole.absorb(&cell);
     }
-    values.extend([like.clone().into(), from.into(), to.into()]);
-    for row in db.query_all(stmt(backend, &sql, values)).await? {
-        let k: String = row.try_get("", "k")?;
-        let get = |c: &str| row.try_get::<Option<i64>>("", c).map(|v| v.unwrap_or(0));
-        let people = get("people")?;
-        let new = get("people_new")?;
-        add(&mut out, &k, "people_reached".into(), people);
-        add(&mut out, &k, "people_new".into(), new);
-        add(&mut out, &k, "people_returning".into(), people - new);
-        add(&mut out, &k, "contact_events".into(), get("events")?);
-        for c in [
-            "condoms_male",
-            "condoms_female",
-            "lubricant",
-            "self_test_kits",
-        ] {
-            add(&mut out, &k, c.into(), get(c)?);
-        }
-    }
-
-    let sql = format!(
-        "SELECT {k} AS k, r.service AS service, COUNT(*) AS issued, \
-         CAST(SUM(CASE WHEN r.status = 'completed' THEN 1 ELSE 0 END) AS BIGINT) AS completed \
-         FROM referrals r JOIN submissions s ON s.id = r.submission_id \
-         WHERE s.status = 'approved' AND r.org_path LIKE ? AND r.issued_on >= ? AND r.issued_on <= ? \
-         GROUP BY 1, 2",
-        k = group("r.org_path")
-    );
-    let values = with_len(vec![like.clone().into(), from.into(), to.into()]);
-    for row in db.query_all(stmt(backend, &sql, values)).await? {
-        let k: String = row.try_get("", "k")?;
-        let service: String = row.try_get("", "service")?;
-        let issued: i64 = row.try_get("", "issued")?;
-        let completed: Option<i64> = row.try_get("", "completed")?;
-        add(&mut out, &k, format!("referrals_issued.{service}"), issued);
-        add(
-            &mut out,
-            &k,
-            format!("referrals_completed.{service}"),
-            completed.unwrap_or(0),
-        );
-    }
-
-    let sql = format!(
-        "SELECT {k} AS k, g.audience AS audience, COUNT(*) AS sessions, \
-         CAST(SUM(g.participants) AS BIGINT) AS participants \
-         FROM group_sessions g JOIN submissions s ON s.id = g.submission_id \
-         WHERE s.status = 'approved' AND s.kind = 'group_session' AND s.org_path LIKE ? \
-         AND s.occurred_on >= ? AND s.occurred_on <= ? GROUP BY 1, 2",
-        k = group("s.org_path")
-    );
-    let values = with_len(vec![like.clone().into(), from.into(), to.into()]);
-    for row in db.query_all(stmt(backend, &sql, values)).await? {
-        let k: String = row.try_get("", "k")?;
-        let audience: String = row.try_get("", "audience")?;
-        add(
-            &mut out,
-            &k,
-            "group_sessions".into(),
-            row.try_get("", "sessions")?,
-        );
-        let participants: Option<i64> = row.try_get("", "participants")?;
-        add(
-            &mut out,
-            &k,
-            format!("group_participants.{audience}"),
-            participants.unwrap_or(0),
-        );
-    }
-
-    let sql = format!(
-        "SELECT {k} AS k, a.action AS action, COUNT(*) AS n, \
-         CAST(SUM(a.loan_amount_vnd) AS BIGINT) AS amount \
-         FROM support_actions a JOIN submissions s ON s.id = a.submission_id \
-         WHERE s.status = 'approved' AND s.kind = 'support_visit' AND s.org_path LIKE ? AND s.occurred_on >= ? AND s.occurred_on <= ? \
-         GROUP BY 1, 2",
-        k = group("s.org_path")
-    );
-    let values = with_len(vec![like.into(), from.into(), to.into()]);
-    for row in db.query_all(stmt(backend, &sql, values)).await? {
-        let k: String = row.try_get("", "k")?;
-        let action: String = row.try_get("", "action")?;
-        add(
-            &mut out,
-            &k,
-            format!("support.{action}"),
-            row.try_get("", "n")?,
-        );
-        if action == "loan" {
-            let amount: Option<i64> = row.try_get("", "amount")?;
-            add(
-                &mut out,
-                &k,
-                "support.loan_amount_vnd".into(),
-                amount.unwrap_or(0),
-            );
-        }
-    }
-    Ok(out)
+    let children = children
+        .into_iter()
+        .map(|(path, cell)| (path, raw_figures(&cell, &first)))
+        .collect();
+    Ok((raw_figures(&whole, &first), children))
 }
 
 /// The indicator cells of one unit, suppressed and beside their targets.
@@ -400,14 +269,8 @@ pub async fn indicators<C: ConnectionTrait>(
         )
         .all(db)
         .await?;
-    let child_len =
-        i32::try_from(unit.path.len() + 37).map_err(|e| ApiError::Internal(e.into()))?;
-    let whole = figures(db, &unit.path, from, to, None).await?;
-    let by_child = if children.is_empty() {
-        Figures::new()
-    } else {
-        figures(db, &unit.path, from, to, Some(child_len)).await?
-    };
+    let child_len = (!children.is_empty()).then_some(unit.path.len() + 37);
+    let (whole, by_child) = figures(db, &unit.path, from, to, child_len).await?;
     let mut ids: Vec<Uuid> = children.iter().map(|c| c.id).collect();
     ids.push(unit.id);
     let targets = targets_of(db, &ids, from, to).await?;
@@ -444,7 +307,7 @@ pub async fn indicators<C: ConnectionTrait>(
             org_unit_id: unit.id,
             code: unit.code.clone(),
             name: unit.name.clone(),
-            indicators: cells(whole.get(""), targets.get(&unit.id).unwrap_or(&none)),
+            indicators: cells(Some(&whole), targets.get(&unit.id).unwrap_or(&none)),
         },
         children: children_out,
     })

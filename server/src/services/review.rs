@@ -28,7 +28,7 @@ use crate::db::entities::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::services::submissions::{self as intake, status_of, Prepared, ReferralDraft};
-use crate::services::{audit, sync};
+use crate::services::{audit, rollup, sync};
 use crate::state::AppState;
 
 fn illegal_move(current: ReviewStatus, wanted: &str) -> ApiError {
@@ -174,6 +174,8 @@ pub async fn review(
 /// completes its referral (a referral completed already is a conflict).
 async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
     let mut touched = Vec::new();
+    let mut changes = rollup::Changes::default();
+    changes.day(&m.org_path, m.occurred_on);
     match FormKind::ALL.into_iter().find(|k| k.as_str() == m.kind) {
         Some(FormKind::OutreachVisit) => {
             // In hash order, so concurrent approvals lock client keys in one order.
@@ -187,7 +189,7 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
                     .then(a.position.cmp(&b.position))
             });
             for c in rows {
-                let client_id = client_key(txn, &c.uic_hash, m.occurred_on).await?;
+                let client_id = client_key(txn, &c.uic_hash, m.occurred_on, &mut changes).await?;
                 approved_contacts::Entity::insert(approved_contacts::ActiveModel {
                     submission_id: Set(m.id),
                     position: Set(c.position),
@@ -237,6 +239,7 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
                 });
             }
             touched.push(referral.id);
+            changes.day(&referral.org_path, referral.issued_on);
             referrals::Entity::update_many()
                 .col_expr(
                     referrals::Column::Status,
@@ -258,51 +261,71 @@ async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiRes
         }
         _ => {}
     }
+    rollup::apply(txn, &changes).await?;
     Ok(touched)
 }
 
-/// The integer key of a client hash, creating it; keeps the first approved day.
+/// The client key row of a hash, locked until the transaction ends (PostgreSQL; SQLite
+/// serialises writers), so its first approved day is read and moved by one writer at a time.
+async fn locked_client_key(
+    txn: &DatabaseTransaction,
+    filter: sea_orm::Condition,
+) -> ApiResult<Option<client_keys::Model>> {
+    let mut query = client_keys::Entity::find().filter(filter);
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    Ok(query.one(txn).await?)
+}
+
+/// The integer key of a client hash, creating it; keeps the first approved day (and
+/// tells the report cells when it moves).
 async fn client_key(
     txn: &DatabaseTransaction,
     uic_hash: &str,
     occurred_on: NaiveDate,
+    changes: &mut rollup::Changes,
 ) -> ApiResult<i64> {
-    client_keys::Entity::insert(client_keys::ActiveModel {
-        uic_hash: Set(uic_hash.to_string()),
-        first_approved_on: Set(Some(occurred_on)),
-        ..Default::default()
-    })
-    .on_conflict(
-        OnConflict::column(client_keys::Column::UicHash)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    let key = client_keys::Entity::find()
-        .filter(client_keys::Column::UicHash.eq(uic_hash))
-        .one(txn)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("client key vanished")))?;
-    // One conditional statement, so a concurrent approval cannot lose the earlier day.
-    client_keys::Entity::update_many()
-        .col_expr(
-            client_keys::Column::FirstApprovedOn,
-            Expr::value(occurred_on),
-        )
-        .filter(client_keys::Column::Id.eq(key.id))
-        .filter(
-            sea_orm::Condition::any()
-                .add(client_keys::Column::FirstApprovedOn.is_null())
-                .add(client_keys::Column::FirstApprovedOn.gt(occurred_on)),
-        )
-        .exec(txn)
-        .await?;
+    let by_hash = || sea_orm::Condition::all().add(client_keys::Column::UicHash.eq(uic_hash));
+    let key = match locked_client_key(txn, by_hash()).await? {
+        Some(key) => key,
+        None => {
+            client_keys::Entity::insert(client_keys::ActiveModel {
+                uic_hash: Set(uic_hash.to_string()),
+                first_approved_on: Set(None),
+                ..Default::default()
+            })
+            .on_conflict(
+                OnConflict::column(client_keys::Column::UicHash)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+            locked_client_key(txn, by_hash())
+                .await?
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("client key vanished")))?
+        }
+    };
+    let first = match key.first_approved_on {
+        Some(day) if day <= occurred_on => day,
+        _ => occurred_on,
+    };
+    if key.first_approved_on != Some(first) {
+        client_keys::Entity::update_many()
+            .col_expr(client_keys::Column::FirstApprovedOn, Expr::value(first))
+            .filter(client_keys::Column::Id.eq(key.id))
+            .exec(txn)
+            .await?;
+        changes.first_moved(key.id, key.first_approved_on, Some(first))?;
+    }
     Ok(key.id)
 }
 
 /// Undoes what approval made true (an admin reopened it).
 async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
+    let mut changes = rollup::Changes::default();
+    changes.day(&m.org_path, m.occurred_on);
     let facts = approved_contacts::Entity::find()
         .filter(approved_contacts::Column::SubmissionId.eq(m.id))
         .all(txn)
@@ -311,7 +334,22 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
         .filter(approved_contacts::Column::SubmissionId.eq(m.id))
         .exec(txn)
         .await?;
-    for client_id in facts.iter().map(|f| f.client_id) {
+    // In hash order, as approvals lock them, so the two cannot deadlock on them.
+    let clients: Vec<i64> = client_keys::Entity::find()
+        .select_only()
+        .column(client_keys::Column::Id)
+        .filter(client_keys::Column::Id.is_in(facts.iter().map(|f| f.client_id)))
+        .order_by_asc(client_keys::Column::UicHash)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for client_id in clients {
+        let key = locked_client_key(
+            txn,
+            sea_orm::Condition::all().add(client_keys::Column::Id.eq(client_id)),
+        )
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("client key vanished")))?;
         let first: Option<NaiveDate> = approved_contacts::Entity::find()
             .select_only()
             .column_as(approved_contacts::Column::OccurredOn.min(), "first")
@@ -320,11 +358,14 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
             .one(txn)
             .await?
             .flatten();
-        client_keys::Entity::update_many()
-            .col_expr(client_keys::Column::FirstApprovedOn, Expr::value(first))
-            .filter(client_keys::Column::Id.eq(client_id))
-            .exec(txn)
-            .await?;
+        if first != key.first_approved_on {
+            client_keys::Entity::update_many()
+                .col_expr(client_keys::Column::FirstApprovedOn, Expr::value(first))
+                .filter(client_keys::Column::Id.eq(client_id))
+                .exec(txn)
+                .await?;
+            changes.first_moved(client_id, key.first_approved_on, first)?;
+        }
     }
     let completed = referrals::Entity::find()
         .filter(referrals::Column::CompletedBySubmission.eq(m.id))
@@ -333,6 +374,7 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
     let mut touched = Vec::new();
     for r in completed {
         touched.push(r.id);
+        changes.day(&r.org_path, r.issued_on);
         referrals::Entity::update_many()
             .col_expr(
                 referrals::Column::Status,
@@ -355,6 +397,7 @@ async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiR
             .exec(txn)
             .await?;
     }
+    rollup::apply(txn, &changes).await?;
     Ok(touched)
 }
 
