@@ -124,7 +124,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Migrate { direction, steps } => {
             let db = server::db::connect(&config.database_url).await?;
             match direction {
-                Direction::Up => Migrator::up(&db, None).await?,
+                Direction::Up => server::db::migrate_up(&config.database_url, &db).await?,
                 Direction::Down => Migrator::down(&db, Some(steps.unwrap_or(1))).await?,
                 Direction::Status => Migrator::status(&db).await?,
             }

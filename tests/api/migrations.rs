@@ -75,3 +75,34 @@ async fn migrations_up_down_on_postgres() {
     up_down_up(&db).await;
     db.close().await.ok();
 }
+
+/// Servers starting at the same moment on a new PostgreSQL database: one applies the
+/// migrations while the others wait for it, and every one starts.
+#[tokio::test]
+async fn servers_starting_together_migrate_once_on_postgres() {
+    let Some(admin) = pg_admin_url() else { return };
+    let pg = PgDatabase::create(&admin).await;
+    let url = server::config::DatabaseUrl::new(pg.url.clone());
+    let starts = (0..4).map(|_| server::db::connect_and_migrate(&url));
+    let dbs: Vec<DatabaseConnection> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every server starts"))
+        .collect();
+    let db = &dbs[0];
+    assert_eq!(org_unit_count(db).await, 31, "seeded once");
+    let applied = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM seaql_migrations",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(applied, Migrator::migrations().len() as i64);
+    for db in dbs {
+        db.close().await.ok();
+    }
+}

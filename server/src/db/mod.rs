@@ -17,8 +17,38 @@ use crate::config::DatabaseUrl;
 /// Connects to the database and applies pending migrations.
 pub async fn connect_and_migrate(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
     let db = connect(url).await?;
-    Migrator::up(&db, None).await?;
+    migrate_up(url, &db).await?;
     Ok(db)
+}
+
+/// Session advisory lock held while migrating PostgreSQL ("dhmigrat").
+const MIGRATION_LOCK: i64 = 0x6468_6d69_6772_6174;
+
+/// Applies pending migrations. On PostgreSQL, servers starting at the same moment would
+/// race to apply the same step (and all but one fail): each holds a session advisory
+/// lock on a connection of its own while it migrates, so the others wait and then find
+/// nothing pending. SQLite has one writer and one process.
+pub async fn migrate_up(url: &DatabaseUrl, db: &DatabaseConnection) -> Result<(), DbErr> {
+    if !url.is_postgres() {
+        return Migrator::up(db, None).await;
+    }
+    let mut options = ConnectOptions::new(url.expose().to_string());
+    options
+        .sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10));
+    let lock = Database::connect(options).await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .await?;
+    let migrated = Migrator::up(db, None).await;
+    let unlocked = lock
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await;
+    // Closing the session releases the lock as well, should the unlock have failed.
+    lock.close().await?;
+    migrated?;
+    unlocked.map(|_| ())
 }
 
 /// Connects to the database without touching the schema.
