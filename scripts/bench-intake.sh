@@ -26,6 +26,8 @@ LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 log() { printf '[bench-intake] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
 
 for c in $CONCURRENCIES; do
   case "$c" in '' | *[!0-9]* | 0) die "BENCH_CONCURRENCY: expected positive whole numbers, got '$CONCURRENCIES'" ;; esac
@@ -33,30 +35,7 @@ done
 case "$RUN_SECS" in '' | *[!0-9]* | 0) die "BENCH_SECONDS: expected a positive whole number, got '$RUN_SECS'" ;; esac
 
 # --- tools -----------------------------------------------------------------
-pg_bindir() {
-  local dir=""
-  if command -v pg_config >/dev/null 2>&1; then dir="$(pg_config --bindir 2>/dev/null || true)"; fi
-  if [ -z "$dir" ] || [ ! -x "$dir/initdb" ] || [ ! -x "$dir/pgbench" ]; then
-    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
-  fi
-  printf '%s' "$dir"
-}
-
-apt_install() {
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  log "installing $* with apt-get"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
-
-PG_BIN="$(pg_bindir)"
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pgbench" ]; then
-  # pgbench ships in postgresql-client on Debian, which postgresql pulls in.
-  apt_install postgresql postgresql-contrib postgresql-client
-  PG_BIN="$(pg_bindir)"
-  [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pgbench" ] || die "initdb or pgbench still missing after apt-get"
-fi
+ensure_postgres pgbench
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
@@ -71,30 +50,15 @@ LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
 
 # --- throwaway services ----------------------------------------------------
 TMP="$(mktemp -d -t donghanh-bench.XXXXXX)"
-PG_DATA="$TMP/pg"
 SERVER_PID=""
 SAMPLER_PID=""
-AS_PG=()
-
-stop_pid() { # pid: SIGTERM, up to 10 s to exit, then SIGKILL
-  local pid="$1"
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local status=$?
   set +e
   [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
   [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
-  if [ -f "$PG_DATA/postmaster.pid" ]; then
-    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1
-  fi
+  pg_stop 2>/dev/null
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
     mkdir -p "$BENCH_KEEP_LOGS"
     cp "$TMP/server.log" "$BENCH_KEEP_LOGS/donghanh.log" 2>/dev/null
@@ -105,37 +69,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Ports below the kernel's ephemeral range (32768+), each used once (as scripts/test.sh).
-USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # sets PORT
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % 22000 ))
-    case "$USED_PORTS" in *" $p "*) continue ;; esac
-    if port_free "$p"; then USED_PORTS="$USED_PORTS$p "; PORT="$p"; return 0; fi
-  done
-  die "no free port found"
-}
-
-# PostgreSQL refuses to run as root: run it as the postgres user then.
-chmod 755 "$TMP"
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || useradd --system --home-dir "$TMP" postgres
-  AS_PG=(runuser -u postgres --)
-  mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
-fi
-free_port; PG_PORT="$PORT"
-"${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-locale >"$TMP/initdb.log" 2>&1 \
-  || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
 # Durability defaults on purpose: no fsync=off, synchronous_commit=off or
 # full_page_writes=off here, so every accepted submission is on disk when it is answered.
-"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
-  -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c max_connections=300" \
-  >/dev/null || { cat "$PG_DATA/server.log" >&2; die "PostgreSQL did not start"; }
-psql_q() { # db sql: one value, unaligned
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"
-}
+init_postgres "$TMP/pg"
+pg_start
 psql_q postgres "CREATE DATABASE donghanh" >/dev/null
 psql_q postgres "CREATE DATABASE pgbench" >/dev/null
 PG_VERSION="$(psql_q postgres 'SHOW server_version')"

@@ -52,6 +52,8 @@ LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 log() { printf '[bench-reports] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
 
 for v in VISITS CLIENTS GROUPS_N SUPPORTS WARM_RUNS EXPORT_ROWS; do
   case "${!v}" in '' | *[!0-9]* | 0) die "$v: expected a positive whole number, got '${!v}'" ;; esac
@@ -59,29 +61,7 @@ done
 case "$SHARED_BUFFERS" in *[!0-9A-Za-z]* | '') die "BENCH_SHARED_BUFFERS: expected e.g. 1GB, got '$SHARED_BUFFERS'" ;; esac
 
 # --- tools -----------------------------------------------------------------
-pg_bindir() {
-  local dir=""
-  if command -v pg_config >/dev/null 2>&1; then dir="$(pg_config --bindir 2>/dev/null || true)"; fi
-  if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
-    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
-  fi
-  printf '%s' "$dir"
-}
-
-apt_install() {
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  log "installing $* with apt-get"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
-
-PG_BIN="$(pg_bindir)"
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-  apt_install postgresql postgresql-client
-  PG_BIN="$(pg_bindir)"
-  [ -x "$PG_BIN/initdb" ] || die "initdb still missing after apt-get"
-fi
+ensure_postgres
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
@@ -97,30 +77,15 @@ DONGHANH="$CARGO_TARGET_DIR/release/donghanh"
 
 # --- throwaway services ----------------------------------------------------
 TMP="$(mktemp -d -t donghanh-bench-reports.XXXXXX)"
-PG_DATA="$TMP/pg"
 SERVER_PID=""
 SAMPLER_PID=""
-AS_PG=()
-
-stop_pid() { # pid: SIGTERM, up to 10 s to exit, then SIGKILL
-  local pid="$1"
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local status=$?
   set +e
   [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
   [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
-  if [ -f "$PG_DATA/postmaster.pid" ]; then
-    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1
-  fi
+  pg_stop 2>/dev/null
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
     mkdir -p "$BENCH_KEEP_LOGS"
     cp "$TMP/server.log" "$BENCH_KEEP_LOGS/donghanh.log" 2>/dev/null
@@ -134,45 +99,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Ports below the kernel's ephemeral range (32768+), each used once (as scripts/test.sh).
-USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # sets PORT
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % 22000 ))
-    case "$USED_PORTS" in *" $p "*) continue ;; esac
-    if port_free "$p"; then USED_PORTS="$USED_PORTS$p "; PORT="$p"; return 0; fi
-  done
-  die "no free port found"
-}
-
-# PostgreSQL refuses to run as root: run it as the postgres user then.
-chmod 755 "$TMP"
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || useradd --system --home-dir "$TMP" postgres
-  AS_PG=(runuser -u postgres --)
-  mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
-fi
-free_port; PG_PORT="$PORT"
-"${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-locale >"$TMP/initdb.log" 2>&1 \
-  || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
 # Durability defaults on purpose (no fsync=off, synchronous_commit=off or
 # full_page_writes=off); shared_buffers modestly raised, everything else default
 # (work_mem 4MB, 2 parallel workers per gather), as a production server starts out.
-pg_start() {
-  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 120 start \
-    -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=$SHARED_BUFFERS" \
-    >/dev/null || { tail -n 50 "$PG_DATA/server.log" >&2; die "PostgreSQL did not start"; }
-}
-pg_stop() {
-  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 300 stop >/dev/null \
-    || { tail -n 50 "$PG_DATA/server.log" >&2; die "PostgreSQL did not stop"; }
-}
-pg_start
-psql_q() { # db sql: unaligned, tuples only
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"
-}
+init_postgres "$TMP/pg"
+pg_start -c "shared_buffers=$SHARED_BUFFERS"
 psql_q postgres "CREATE DATABASE bench" >/dev/null
 PG_VERSION="$(psql_q postgres 'SHOW server_version')"
 PG_SETTINGS="$(psql_q postgres "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'work_mem', 'effective_cache_size', 'max_parallel_workers_per_gather', 'jit')")"
@@ -553,8 +484,8 @@ log "report cells rebuilt in ${REBUILD_SECS}s (load $REBUILD_LOAD): $CELLS"
 
 # A restart empties shared_buffers, so the first report run below is cold for
 # PostgreSQL (the kernel's page cache is left alone: other work shares this machine).
-pg_stop
-pg_start
+pg_stop || die "PostgreSQL did not stop"
+pg_start -c "shared_buffers=$SHARED_BUFFERS"
 log "PostgreSQL restarted (shared_buffers empty)"
 
 # --- the server --------------------------------------------------------------

@@ -1,5 +1,6 @@
-# Shared by scripts/test.sh and the benchmark scripts: free loopback ports and a
-# throwaway single-node Garage (S3). Source it after setting CACHE and defining `log`.
+# Shared by scripts/test.sh and the benchmark scripts: free loopback ports, a throwaway
+# PostgreSQL cluster and a throwaway single-node Garage (S3), stopping a process.
+# Source it after setting CACHE and defining `log`.
 # shellcheck shell=bash
 
 GARAGE_VERSION="2.5.0"
@@ -95,4 +96,97 @@ TOML
     sleep 0.2
   done
   return 1
+}
+
+
+# stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL.
+stop_pid() {
+  local pid="$1"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# apt_install PACKAGE...: Debian's packages, with sudo unless we are root.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "installing $* with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- PostgreSQL --------------------------------------------------------------------
+
+# The newest PostgreSQL bin directory holding initdb and every named tool.
+pg_bindir() {
+  local dir="" tool
+  if command -v pg_config >/dev/null 2>&1; then dir="$(pg_config --bindir 2>/dev/null || true)"; fi
+  for tool in initdb "$@"; do
+    if [ -z "$dir" ] || [ ! -x "$dir/$tool" ]; then
+      dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+      break
+    fi
+  done
+  printf '%s' "$dir"
+}
+
+# ensure_postgres [TOOL...]: sets PG_BIN to a directory with initdb, psql and each TOOL
+# (e.g. pgbench), installing Debian's postgresql (which brings the client) if needed.
+ensure_postgres() {
+  local tool
+  PG_BIN="$(pg_bindir psql "$@")"
+  for tool in initdb psql "$@"; do
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/$tool" ]; then
+      apt_install postgresql postgresql-client
+      PG_BIN="$(pg_bindir psql "$@")"
+      break
+    fi
+  done
+  for tool in initdb psql "$@"; do
+    [ -x "$PG_BIN/$tool" ] || { log "$tool still missing after apt-get"; exit 1; }
+  done
+}
+
+# init_postgres DIR: a new cluster in DIR (trust auth, UTF-8, no locale) on a free
+# port, owned by the postgres user when we are root (PostgreSQL refuses to run as root).
+# Sets PG_DATA, PG_PORT and AS_PG (the command prefix that runs as the cluster's owner).
+AS_PG=()
+PG_DATA=""
+init_postgres() {
+  PG_DATA="$1"
+  mkdir -p "$PG_DATA"
+  chmod 755 "$(dirname "$PG_DATA")"
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$(dirname "$PG_DATA")" postgres
+    AS_PG=(runuser -u postgres --)
+    chown postgres "$PG_DATA"
+  fi
+  free_port; PG_PORT="$PORT"
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-locale \
+    >"$PG_DATA.initdb.log" 2>&1 || { cat "$PG_DATA.initdb.log" >&2; log "initdb failed"; exit 1; }
+}
+
+# pg_start [-c name=value ...]: starts the cluster on 127.0.0.1:PG_PORT (socket in
+# PG_DATA) with these settings besides max_connections=300.
+pg_start() {
+  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 120 start \
+    -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c max_connections=300 $*" \
+    >/dev/null || { tail -n 50 "$PG_DATA/server.log" >&2; log "PostgreSQL did not start"; exit 1; }
+}
+
+# pg_stop [MODE]: stops the cluster if it runs (fast by default; immediate on clean-up).
+pg_stop() {
+  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m "${1:-fast}" -w -t 300 stop >/dev/null
+  fi
+}
+
+# psql_q DB SQL: the result unaligned, tuples only; stops at the first error.
+psql_q() {
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"
 }
