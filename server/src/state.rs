@@ -34,12 +34,11 @@ impl AppState {
         crate::services::forms::install_bundled(&db)
             .await
             .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
-        if crate::services::rollup::ensure_current(&db)
+        // Builds the report cells on a new database or after their layout changed
+        // (the rebuild logs it); otherwise one small read.
+        crate::services::rollup::ensure_current(&db)
             .await
-            .map_err(|e| anyhow::anyhow!("building the report cells: {e}"))?
-        {
-            tracing::info!("report cells built from the approved data");
-        }
+            .map_err(|e| anyhow::anyhow!("building the report cells: {e}"))?;
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::Disk { root } => Arc::new(
                 DiskStore::open(root.clone())
