@@ -175,10 +175,6 @@ async fn figures<C: ConnectionTrait>(
     BTreeMap<String, i64>,
     BTreeMap<String, BTreeMap<String, i64>>,
 )> {
-    let mut first = RoaringTreemap::new();
-    for (_, cell) in rollup::read(db, Kind::First, "", from, to).await? {
-        first |= cell.clients;
-    }
     let mut whole = Cell::default();
     let mut children: BTreeMap<String, Cell> = BTreeMap::new();
     for (path, cell) in rollup::read(db, Kind::Reach, prefix, from, to).await? {
@@ -186,6 +182,12 @@ async fn figures<C: ConnectionTrait>(
             children.entry(child.to_string()).or_default().absorb(&cell);
         }
         whole.absorb(&cell);
+    }
+    // Read after the reach cells: an approval committing in between has its first day
+    // here too, so someone it reached for the first time cannot read as returning.
+    let mut first = RoaringTreemap::new();
+    for (_, cell) in rollup::read(db, Kind::First, "", from, to).await? {
+        first |= cell.clients;
     }
     let children = children
         .into_iter()

@@ -170,12 +170,35 @@ pub async fn review(
     Ok(out)
 }
 
+/// The cells of every referral the submission issued: a revision can leave a completed
+/// or expired referral at its old day and unit, so they are not always the visit's own.
+async fn referral_cells(
+    txn: &DatabaseTransaction,
+    m: &submissions::Model,
+    changes: &mut rollup::Changes,
+) -> ApiResult<()> {
+    let cells: Vec<(String, NaiveDate)> = referrals::Entity::find()
+        .select_only()
+        .column(referrals::Column::OrgPath)
+        .column(referrals::Column::IssuedOn)
+        .filter(referrals::Column::SubmissionId.eq(m.id))
+        .distinct()
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for (path, day) in cells {
+        changes.day(&path, day);
+    }
+    Ok(())
+}
+
 /// What approval makes true: the visit's contacts become report facts; a handoff
 /// completes its referral (a referral completed already is a conflict).
 async fn on_approve(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
     let mut touched = Vec::new();
     let mut changes = rollup::Changes::default();
     changes.day(&m.org_path, m.occurred_on);
+    referral_cells(txn, m, &mut changes).await?;
     match FormKind::ALL.into_iter().find(|k| k.as_str() == m.kind) {
         Some(FormKind::OutreachVisit) => {
             // In hash order, so concurrent approvals lock client keys in one order.
@@ -326,6 +349,7 @@ async fn client_key(
 async fn on_unapprove(txn: &DatabaseTransaction, m: &submissions::Model) -> ApiResult<Vec<Uuid>> {
     let mut changes = rollup::Changes::default();
     changes.day(&m.org_path, m.occurred_on);
+    referral_cells(txn, m, &mut changes).await?;
     let facts = approved_contacts::Entity::find()
         .filter(approved_contacts::Column::SubmissionId.eq(m.id))
         .all(txn)
