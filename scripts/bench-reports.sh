@@ -489,41 +489,9 @@ pg_start -c "shared_buffers=$SHARED_BUFFERS"
 log "PostgreSQL restarted (shared_buffers empty)"
 
 # --- the server --------------------------------------------------------------
-"$DONGHANH" serve >"$TMP/server.log" 2>&1 &
-SERVER_PID=$!
-ready=""
-for _ in $(seq 1 300); do # 60 s
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-    cat "$TMP/server.log" >&2
-    die "the server exited during start-up"
-  fi
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz" || true)" = "200" ]; then ready=1; break; fi
-  sleep 0.2
-done
-[ -n "$ready" ] || { cat "$TMP/server.log" >&2; die "the server was not ready within 60 s"; }
-log "donghanh (pid $SERVER_PID) ready on $BASE"
+start_donghanh
 
-api() { # method path token [json body]: the body; fails unless 2xx
-  local method="$1" path="$2" token="$3" body="${4:-}" out code
-  local args=(-s -o "$TMP/api.out" -w '%{http_code}' -X "$method" -H 'Accept: application/json')
-  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  code="$(curl "${args[@]}" "$BASE$path")" || die "$method $path: curl failed"
-  out="$(cat "$TMP/api.out")"
-  case "$code" in 2??) printf '%s' "$out" ;; *) die "$method $path answered $code: $out" ;; esac
-}
-login() { # username password: an access token
-  api POST /api/v1/auth/login "" \
-    "$(jq -nc --arg u "$1" --arg p "$2" '{username: $u, password: $p, device_id: "bench"}')" \
-    | jq -er .access_token
-}
-
-ADMIN_OUT="$("$DONGHANH" create-admin --username bench-admin 2>>"$TMP/create-admin.log")" \
-  || { cat "$TMP/create-admin.log" >&2; die "create-admin failed"; }
-ADMIN_PASSWORD="$(printf '%s\n' "$ADMIN_OUT" | sed -n 's/^ *password: *//p' | head -n 1)"
-[ -n "$ADMIN_PASSWORD" ] || die "could not read the password create-admin printed"
+create_admin bench-admin
 TOKEN="$(login bench-admin "$ADMIN_PASSWORD")"
 CITY_ID="$(api GET '/api/v1/org-units?limit=200' "$TOKEN" | jq -er '.items[] | select(.code == "01") | .id')" \
   || die "no org unit 01 (Hà Nội) in GET /api/v1/org-units"

@@ -190,3 +190,52 @@ pg_stop() {
 psql_q() {
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"
 }
+
+# --- a release donghanh for the benchmarks ----------------------------------------
+
+# start_donghanh: runs "$DONGHANH serve" (configured by the environment) with its log in
+# $TMP/server.log and waits up to 60 s for $BASE/readyz. Sets SERVER_PID.
+start_donghanh() {
+  local ready=""
+  "$DONGHANH" serve >"$TMP/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" 2>/dev/null || true
+      SERVER_PID=""
+      cat "$TMP/server.log" >&2
+      log "the server exited during start-up"; exit 1
+    fi
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz" || true)" = "200" ]; then ready=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ready" ] || { cat "$TMP/server.log" >&2; log "the server was not ready within 60 s"; exit 1; }
+  log "donghanh (pid $SERVER_PID) ready on $BASE"
+}
+
+# api METHOD PATH TOKEN [JSON]: the answer's body; fails unless 2xx.
+api() {
+  local method="$1" path="$2" token="$3" body="${4:-}" out code
+  local args=(-s -o "$TMP/api.out" -w '%{http_code}' -X "$method" -H 'Accept: application/json')
+  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  code="$(curl "${args[@]}" "$BASE$path")" || { log "$method $path: curl failed"; exit 1; }
+  out="$(cat "$TMP/api.out")"
+  case "$code" in 2??) printf '%s' "$out" ;; *) log "$method $path answered $code: $out"; exit 1 ;; esac
+}
+
+# login USERNAME PASSWORD: an access token.
+login() {
+  api POST /api/v1/auth/login "" \
+    "$(jq -nc --arg u "$1" --arg p "$2" '{username: $u, password: $p, device_id: "bench"}')" \
+    | jq -er .access_token
+}
+
+# create_admin USERNAME: an admin made with `donghanh create-admin`; sets ADMIN_PASSWORD.
+create_admin() {
+  local out
+  out="$("$DONGHANH" create-admin --username "$1" 2>>"$TMP/create-admin.log")" \
+    || { cat "$TMP/create-admin.log" >&2; log "create-admin failed"; exit 1; }
+  ADMIN_PASSWORD="$(printf '%s\n' "$out" | sed -n 's/^ *password: *//p' | head -n 1)"
+  [ -n "$ADMIN_PASSWORD" ] || { log "could not read the password create-admin printed"; exit 1; }
+}

@@ -234,6 +234,24 @@ fn client(id: i64) -> ApiResult<u64> {
 /// A cell's identity, ordered as the locks are taken.
 type Key = (Kind, &'static str, NaiveDate, String);
 
+/// The two `first` cells a day falls in: its day and its month.
+fn first_cells(day: NaiveDate) -> [Key; 2] {
+    [
+        (Kind::First, DAY, day, String::new()),
+        (Kind::First, MONTH, month_of(day), String::new()),
+    ]
+}
+
+/// A cell's primary key as statement values.
+fn pk(key: &Key) -> Vec<Value> {
+    vec![
+        key.0.as_str().into(),
+        key.1.into(),
+        key.2.into(),
+        key.3.clone().into(),
+    ]
+}
+
 fn lock_id(key: &Key) -> i64 {
     let mut h = Sha256::new();
     h.update(format!("{}|{}|{}|{}", key.0.as_str(), key.1, key.2, key.3));
@@ -269,8 +287,7 @@ pub async fn apply(txn: &DatabaseTransaction, changes: &Changes) -> ApiResult<()
     let mut first_keys: BTreeSet<Key> = BTreeSet::new();
     for (_, from, to) in &changes.first_moves {
         for day in [from, to].into_iter().flatten() {
-            first_keys.insert((Kind::First, DAY, *day, String::new()));
-            first_keys.insert((Kind::First, MONTH, month_of(*day), String::new()));
+            first_keys.extend(first_cells(*day));
         }
     }
 
@@ -309,24 +326,14 @@ pub async fn apply(txn: &DatabaseTransaction, changes: &Changes) -> ApiResult<()
         firsts.insert(key, cell);
     }
     for (client, from, to) in &changes.first_moves {
-        if let Some(day) = from {
-            for key in [
-                (Kind::First, DAY, *day, String::new()),
-                (Kind::First, MONTH, month_of(*day), String::new()),
-            ] {
-                if let Some(cell) = firsts.get_mut(&key) {
-                    cell.clients.remove(*client);
-                }
+        for key in from.iter().flat_map(|d| first_cells(*d)) {
+            if let Some(cell) = firsts.get_mut(&key) {
+                cell.clients.remove(*client);
             }
         }
-        if let Some(day) = to {
-            for key in [
-                (Kind::First, DAY, *day, String::new()),
-                (Kind::First, MONTH, month_of(*day), String::new()),
-            ] {
-                if let Some(cell) = firsts.get_mut(&key) {
-                    cell.clients.insert(*client);
-                }
+        for key in to.iter().flat_map(|d| first_cells(*d)) {
+            if let Some(cell) = firsts.get_mut(&key) {
+                cell.clients.insert(*client);
             }
         }
     }
@@ -342,12 +349,7 @@ async fn load<C: ConnectionTrait>(db: &C, key: &Key) -> ApiResult<Option<Cell>> 
             db.get_database_backend(),
             "SELECT clients, figures FROM report_cells \
              WHERE kind = ? AND grain = ? AND starts_on = ? AND org_path = ?",
-            vec![
-                key.0.as_str().into(),
-                key.1.into(),
-                key.2.into(),
-                key.3.clone().into(),
-            ],
+            pk(key),
         ))
         .await?;
     row.as_ref().map(Cell::decode).transpose()
@@ -356,24 +358,18 @@ async fn load<C: ConnectionTrait>(db: &C, key: &Key) -> ApiResult<Option<Cell>> 
 /// Stores a cell, or removes it when nothing is left in it.
 async fn write<C: ConnectionTrait>(db: &C, key: &Key, cell: &Cell) -> ApiResult<()> {
     let backend = db.get_database_backend();
-    let pk: Vec<Value> = vec![
-        key.0.as_str().into(),
-        key.1.into(),
-        key.2.into(),
-        key.3.clone().into(),
-    ];
     if cell.is_empty() {
         db.execute(sql(
             backend,
             "DELETE FROM report_cells \
              WHERE kind = ? AND grain = ? AND starts_on = ? AND org_path = ?",
-            pk,
+            pk(key),
         ))
         .await?;
         return Ok(());
     }
     let (clients, figures) = cell.encode()?;
-    let mut values = pk;
+    let mut values = pk(key);
     values.extend([clients.into(), figures.into()]);
     db.execute(sql(
         backend,
@@ -695,10 +691,7 @@ async fn rebuild_in(txn: &DatabaseTransaction) -> ApiResult<usize> {
         while let Some(row) = rows.try_next().await? {
             let id = client(row.try_get("", "id")?)?;
             let day: NaiveDate = row.try_get("", "first_approved_on")?;
-            for key in [
-                (Kind::First, DAY, day, String::new()),
-                (Kind::First, MONTH, month_of(day), String::new()),
-            ] {
+            for key in first_cells(day) {
                 firsts.entry(key).or_default().clients.insert(id);
             }
         }
