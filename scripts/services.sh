@@ -120,6 +120,31 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+# --- Python tools (schemathesis, ...) ------------------------------------------------
+
+# The tools the tests drive, pinned; the virtualenv is named by this list, so changing a
+# version makes a new one beside the old.
+PY_TOOLS="schemathesis==4.32.5"
+
+# ensure_python_tools: sets PY_VENV to a virtualenv in the cache holding PY_TOOLS,
+# creating it on first use (python3 from the machine; Debian's python3-venv if needed).
+ensure_python_tools() {
+  PY_VENV="$CACHE/py-$(printf '%s' "$PY_TOOLS" | sha1sum | cut -c1-12)"
+  if [ -x "$PY_VENV/bin/python" ] && [ -f "$PY_VENV/.complete" ]; then return 0; fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  rm -rf "$PY_VENV"
+  if ! python3 -m venv "$PY_VENV" >/dev/null 2>&1; then
+    apt_install python3-venv
+    rm -rf "$PY_VENV"
+    python3 -m venv "$PY_VENV"
+  fi
+  log "installing $PY_TOOLS into $PY_VENV"
+  # shellcheck disable=SC2086
+  "$PY_VENV/bin/pip" install -q --disable-pip-version-check $PY_TOOLS \
+    || { log "pip install failed"; exit 1; }
+  touch "$PY_VENV/.complete"
+}
+
 # --- PostgreSQL --------------------------------------------------------------------
 
 # The newest PostgreSQL bin directory holding initdb and every named tool.

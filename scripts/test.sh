@@ -20,6 +20,7 @@ source "$ROOT/scripts/services.sh"
 # --- tools -----------------------------------------------------------------
 ensure_postgres
 ensure_garage
+ensure_python_tools
 
 # --- throwaway services ----------------------------------------------------
 TMP="$(mktemp -d -t donghanh-test.XXXXXX)"
@@ -50,6 +51,7 @@ export DONGHANH_TEST_S3_BUCKET="donghanh-test"
 export DONGHANH_TEST_S3_ACCESS_KEY_ID="$S3_KEY_ID"
 export DONGHANH_TEST_S3_SECRET_ACCESS_KEY="$S3_SECRET"
 export DONGHANH_TEST_GARAGE_BIN="$GARAGE"
+export DONGHANH_TEST_SCHEMATHESIS="$PY_VENV/bin/schemathesis"
 export DONGHANH_TEST_REQUIRE_SERVICES=1
 
 cd "$ROOT"

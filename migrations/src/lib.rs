@@ -11,6 +11,7 @@ mod m20261123_000002_intake;
 mod m20261123_000003_photos;
 mod m20261123_000004_review_reports;
 mod m20261123_000005_report_cells;
+mod m20261202_000006_login_failures_by_time;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_photos::Migration),
             Box::new(m20261123_000004_review_reports::Migration),
             Box::new(m20261123_000005_report_cells::Migration),
+            Box::new(m20261202_000006_login_failures_by_time::Migration),
         ]
     }
 }

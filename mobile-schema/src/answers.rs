@@ -12,15 +12,28 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::{Map, Value};
 
 use crate::definition::{Condition, Field, FieldType, FormDefinition, ShowIf};
-use crate::fault::{sort_faults, Fault, FaultCode};
+use crate::fault::{Fault, FaultCode, FaultList, FaultSink};
 use crate::pattern;
 use crate::uic::normalize_uic;
 
+/// How many faults [`FormDefinition::validate_answers`] keeps.
+pub const DEFAULT_FAULT_LIMIT: usize = 100;
+
 impl FormDefinition {
-    /// Checks `answers` against this definition and returns every fault at once, sorted
-    /// by path (indices compared as numbers) and then code.
+    /// Checks `answers` against this definition and returns its faults at once (the
+    /// first [`DEFAULT_FAULT_LIMIT`]), sorted by path (indices compared as numbers) and
+    /// then code.
     pub fn validate_answers(&self, answers: &Value) -> Result<(), Vec<Fault>> {
-        let mut faults = Vec::new();
+        self.validate_answers_within(answers, DEFAULT_FAULT_LIMIT)
+            .map_err(|list| list.faults)
+    }
+
+    /// Checks `answers` like [`validate_answers`](Self::validate_answers), keeping at most
+    /// `limit` faults and counting the others. The work is linear in the size of the
+    /// answers: a repeat or a selection past its maximum is one fault and its items are
+    /// not walked, so a body cannot multiply into more work than its own length.
+    pub fn validate_answers_within(&self, answers: &Value, limit: usize) -> Result<(), FaultList> {
+        let mut faults = FaultSink::new(limit);
         match answers.as_object() {
             Some(map) => check_object(&self.fields, map, "", &mut Vec::new(), &mut faults),
             None => faults.push(Fault::new(
@@ -32,8 +45,7 @@ impl FormDefinition {
         if faults.is_empty() {
             Ok(())
         } else {
-            sort_faults(&mut faults);
-            Err(faults)
+            Err(faults.finish())
         }
     }
 
@@ -139,7 +151,7 @@ fn check_object<'a>(
     map: &'a Map<String, Value>,
     prefix: &str,
     outer: &mut Vec<Scope<'a>>,
-    faults: &mut Vec<Fault>,
+    faults: &mut FaultSink,
 ) {
     // Visibility first, in field order: a show_if looks only backwards (or outwards), so
     // every value it reads has its own visibility settled already.
@@ -205,7 +217,7 @@ fn check_value<'a>(
     value: &'a Value,
     path: &str,
     outer: &mut Vec<Scope<'a>>,
-    faults: &mut Vec<Fault>,
+    faults: &mut FaultSink,
 ) {
     match field.field_type {
         FieldType::Group => match value.as_object() {
@@ -225,14 +237,17 @@ fn check_value<'a>(
                 ));
                 return;
             };
-            check_count(
+            if !check_count(
                 field.min_count,
                 field.max_count,
                 items.len(),
                 "items",
                 path,
                 faults,
-            );
+            ) {
+                // Past its maximum a repeat is one fault: its items are not walked.
+                return;
+            }
             for (i, item) in items.iter().enumerate() {
                 let item_path = format!("{path}[{i}]");
                 match item.as_object() {
@@ -249,14 +264,15 @@ fn check_value<'a>(
     }
 }
 
+/// Reports a count outside `min..=max`; answers `false` when it is past the maximum.
 fn check_count(
     min: Option<u32>,
     max: Option<u32>,
     count: usize,
     what: &str,
     path: &str,
-    faults: &mut Vec<Fault>,
-) {
+    faults: &mut FaultSink,
+) -> bool {
     if let Some(min) = min.filter(|min| count < *min as usize) {
         faults.push(Fault::new(
             path,
@@ -270,11 +286,13 @@ fn check_count(
             FaultCode::TooMany,
             format!("allows at most {max} {what}, has {count}"),
         ));
+        return false;
     }
+    true
 }
 
 /// Checks a non-null value of any type but group and repeat (which hold fields).
-pub(crate) fn scalar_faults(field: &Field, value: &Value, path: &str, faults: &mut Vec<Fault>) {
+pub(crate) fn scalar_faults(field: &Field, value: &Value, path: &str, faults: &mut FaultSink) {
     let wrong_type = |expected: &str| Fault::new(path, FaultCode::WrongType, expected);
     match field.field_type {
         FieldType::Text => {
@@ -373,7 +391,7 @@ pub(crate) fn scalar_faults(field: &Field, value: &Value, path: &str, faults: &m
     }
 }
 
-fn check_text(field: &Field, text: &str, path: &str, faults: &mut Vec<Fault>) {
+fn check_text(field: &Field, text: &str, path: &str, faults: &mut FaultSink) {
     let length = text.chars().count();
     if let Some(min) = field.min_length.filter(|min| length < *min as usize) {
         faults.push(Fault::new(
@@ -401,7 +419,7 @@ fn check_text(field: &Field, text: &str, path: &str, faults: &mut Vec<Fault>) {
     }
 }
 
-fn check_bounds(field: &Field, value: &Value, path: &str, faults: &mut Vec<Fault>) {
+fn check_bounds(field: &Field, value: &Value, path: &str, faults: &mut FaultSink) {
     let Some(number) = value.as_f64() else {
         return;
     };
@@ -427,7 +445,7 @@ fn num(n: f64) -> String {
     }
 }
 
-fn check_selection(field: &Field, value: &Value, path: &str, faults: &mut Vec<Fault>) {
+fn check_selection(field: &Field, value: &Value, path: &str, faults: &mut FaultSink) {
     let Some(selected) = value.as_array() else {
         faults.push(Fault::new(
             path,
@@ -436,6 +454,20 @@ fn check_selection(field: &Field, value: &Value, path: &str, faults: &mut Vec<Fa
         ));
         return;
     };
+    // More selections than the field has choices can never be valid: one fault, and the
+    // items are not compared with each other (that walk is quadratic).
+    let choices = field.choices.as_ref().map_or(0, Vec::len);
+    if selected.len() > choices {
+        faults.push(Fault::new(
+            path,
+            FaultCode::TooMany,
+            format!(
+                "has {} selections but the field has only {choices} choices",
+                selected.len()
+            ),
+        ));
+        return;
+    }
     for (k, item) in selected.iter().enumerate() {
         let item_path = format!("{path}[{k}]");
         match item.as_str() {
@@ -662,7 +694,6 @@ mod tests {
                 contact(json!(1)),
                 contact(json!(1.0)),
                 {"uic": "ab", "condoms_male": 501, "referrals": ["prep", "prep", "hug", 3], "name": "Lan"},
-                "not an object",
             ],
             "support": {"photo": "A".repeat(64)},
             "extra": 1,
@@ -670,7 +701,6 @@ mod tests {
         assert_eq!(
             faults(&def, answers),
             pairs(&[
-                ("contacts", "too_many"),
                 ("contacts[1].condoms_male", "wrong_type"),
                 ("contacts[2].condoms_male", "out_of_range"),
                 ("contacts[2].name", "unknown_field"),
@@ -679,7 +709,6 @@ mod tests {
                 ("contacts[2].referrals[2]", "not_a_choice"),
                 ("contacts[2].referrals[3]", "wrong_type"),
                 ("contacts[2].uic", "bad_uic"),
-                ("contacts[3]", "not_an_object"),
                 ("extra", "unknown_field"),
                 ("info", "unknown_field"),
                 ("name", "pattern_mismatch"),
@@ -691,6 +720,84 @@ mod tests {
                 ("support.photo", "bad_sha256"),
                 ("visit_date", "bad_date"),
             ])
+        );
+    }
+
+    #[test]
+    fn a_repeat_item_that_is_not_an_object() {
+        let def = every_type();
+        let answers = json!({
+            "visit_date": "2025-02-03",
+            "contacts": [contact(json!(1)), "not an object"],
+        });
+        assert_eq!(
+            faults(&def, answers),
+            pairs(&[("contacts[1]", "not_an_object")])
+        );
+    }
+
+    #[test]
+    fn a_repeat_past_its_maximum_is_one_fault_and_its_items_are_not_walked() {
+        // 300,000 empty contacts once answered 2,100,001 faults (205 MB).
+        let def = every_type();
+        let answers = json!({
+            "visit_date": "2025-02-03",
+            "contacts": vec![json!({}); 300_000],
+        });
+        let list = def
+            .validate_answers_within(&answers, 100)
+            .expect_err("too many contacts");
+        assert_eq!(list.omitted, 0);
+        assert_eq!(
+            list.faults
+                .iter()
+                .map(|f| (f.path.as_str(), f.code.as_str(), f.message.as_str()))
+                .collect::<Vec<_>>(),
+            [("contacts", "too_many", "allows at most 3 items, has 300000")]
+        );
+    }
+
+    #[test]
+    fn a_selection_longer_than_the_choices_is_one_fault() {
+        // The duplicate check compares items pairwise: never on more than the choices.
+        let def = every_type();
+        let mut item = contact(json!(1));
+        item["referrals"] = json!(vec!["prep"; 200_000]);
+        let answers = json!({"visit_date": "2025-02-03", "contacts": [item]});
+        assert_eq!(
+            faults(&def, answers),
+            pairs(&[("contacts[0].referrals", "too_many")])
+        );
+    }
+
+    #[test]
+    fn faults_past_the_limit_are_counted_not_kept() {
+        let def = every_type();
+        let mut answers = json!({"visit_date": "2025-02-03", "contacts": [contact(json!(1))]});
+        for i in 0..5_000 {
+            answers[format!("junk_{i}")] = json!(i);
+        }
+        let list = def
+            .validate_answers_within(&answers, 100)
+            .expect_err("unknown fields");
+        assert_eq!(list.faults.len(), 100);
+        assert_eq!(list.omitted, 4_900);
+        assert!(list
+            .faults
+            .iter()
+            .all(|f| f.code == FaultCode::UnknownField));
+        // The kept ones are sorted like any fault list.
+        let paths: Vec<&str> = list.faults.iter().map(|f| f.path.as_str()).collect();
+        let mut sorted = list.faults.clone();
+        crate::fault::sort_faults(&mut sorted);
+        assert_eq!(
+            paths,
+            sorted.iter().map(|f| f.path.as_str()).collect::<Vec<_>>()
+        );
+        // The default limit is the same hundred.
+        assert_eq!(
+            def.validate_answers(&answers).expect_err("faults").len(),
+            DEFAULT_FAULT_LIMIT
         );
     }
 

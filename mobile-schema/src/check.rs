@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::answers::scalar_faults;
 use crate::definition::{Condition, Field, FieldType, FormDefinition, Localized, ShowIf};
-use crate::fault::{Fault, FaultCode};
+use crate::fault::{Fault, FaultCode, FaultSink};
 use crate::pattern;
 
 /// The roles a form may name, as `shared-models` spells them.
@@ -471,7 +471,7 @@ fn unfit_value(target: &Field, value: &Value) -> Option<String> {
             _ => Some(format!("{value} is not a choice of `{}`", target.key)),
         };
     }
-    let mut faults = Vec::new();
+    let mut faults = FaultSink::new(1);
     scalar_faults(target, value, "", &mut faults);
     faults.first().map(|f| {
         format!(

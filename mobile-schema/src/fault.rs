@@ -181,6 +181,59 @@ impl std::fmt::Display for FaultCode {
     }
 }
 
+/// The faults of one set of answers: the first `limit` found, sorted, and how many more
+/// there were. A hostile body can name millions of faults; only a bounded list is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultList {
+    /// The faults kept, sorted by path (indices as numbers) and then code.
+    pub faults: Vec<Fault>,
+    /// How many further faults were found and not kept.
+    pub omitted: usize,
+}
+
+/// Collects faults up to a limit and counts the rest without keeping them.
+#[derive(Debug)]
+pub(crate) struct FaultSink {
+    kept: Vec<Fault>,
+    limit: usize,
+    omitted: usize,
+}
+
+impl FaultSink {
+    pub(crate) fn new(limit: usize) -> Self {
+        FaultSink {
+            kept: Vec::new(),
+            limit,
+            omitted: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if self.kept.len() < self.limit {
+            self.kept.push(fault);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.omitted == 0
+    }
+
+    pub(crate) fn first(&self) -> Option<&Fault> {
+        self.kept.first()
+    }
+
+    /// The kept faults, sorted, and the count of the others.
+    pub(crate) fn finish(mut self) -> FaultList {
+        sort_faults(&mut self.kept);
+        FaultList {
+            faults: self.kept,
+            omitted: self.omitted,
+        }
+    }
+}
+
 /// Sorts faults by path, then code, then message; runs of digits in paths compare as
 /// numbers, so `contacts[2]` comes before `contacts[10]`.
 pub(crate) fn sort_faults(faults: &mut [Fault]) {

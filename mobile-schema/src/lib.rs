@@ -30,13 +30,13 @@ mod parse;
 mod pattern;
 mod uic;
 
-pub use answers::{is_sha256_hex, json_pointer};
+pub use answers::{is_sha256_hex, json_pointer, DEFAULT_FAULT_LIMIT};
 pub use bundled::{bundled_forms, missing_required_keys, required_keys};
 pub use check::{is_field_key, is_form_id, ROLES};
 pub use definition::{
     Choice, Condition, Field, FieldType, FormDefinition, FormKind, Localized, ShowIf,
 };
-pub use fault::{Fault, FaultCode};
+pub use fault::{Fault, FaultCode, FaultList};
 pub use json_schema::JSON_SCHEMA_DIALECT;
 pub use parse::parse_definition;
 pub use uic::{normalize_uic, UIC_MAX_LEN, UIC_MIN_LEN};

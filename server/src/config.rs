@@ -49,14 +49,39 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// Lifetime of refresh tokens (`REFRESH_TOKEN_TTL_DAYS`, default 90: phones stay offline for weeks).
     pub refresh_token_ttl: Duration,
+    /// Time a connection has to send a request's headers, counted from its opening or
+    /// its previous answer; bounds slow headers and idle kept-alive connections alike
+    /// (`HEADER_READ_TIMEOUT_SECS`, default 30).
+    pub header_read_timeout: Duration,
+    /// Time from a request's headers to its answer, body upload included; past it, 408
+    /// (`REQUEST_TIMEOUT_SECS`, default 300: a 15 MB photo over a slow link).
+    pub request_timeout: Duration,
+    /// Connections held open at once; past it, new ones wait to be accepted
+    /// (`MAX_CONNECTIONS`, default 1024).
+    pub max_connections: usize,
+    /// Behind a reverse proxy: take the client's address from the last
+    /// `X-Forwarded-For` entry and the scheme from `X-Forwarded-Proto`
+    /// (`TRUST_PROXY_HEADERS`, default `false`; never set it without a proxy that
+    /// overwrites those headers).
+    pub trust_proxy_headers: bool,
     /// Largest JSON body accepted (`JSON_BODY_LIMIT_BYTES`, default 1 MiB).
     pub json_body_limit: usize,
     /// Largest photo accepted (`PHOTO_BODY_LIMIT_BYTES`, default 15 MB).
     pub photo_body_limit: usize,
+    /// Most faults listed in one 422 answer; the others are only counted
+    /// (`MAX_FAULTS`, default 100).
+    pub max_faults: usize,
     /// Failed logins for one username within the window before 429 (`LOGIN_MAX_FAILURES`, default 5).
     pub login_max_failures: u32,
     /// The failed-login window (`LOGIN_WINDOW_SECS`, default 900).
     pub login_window: Duration,
+    /// Failed logins from one source address within the window before 429
+    /// (`LOGIN_MAX_FAILURES_PER_ADDRESS`, default 100: phones behind a carrier's NAT
+    /// share addresses, so this is a ceiling for floods, not for typos).
+    pub login_max_failures_per_address: u32,
+    /// How long a login or password change waits for a free password-hashing slot
+    /// (one per core) before 503 (`PASSWORD_QUEUE_WAIT_MS`, default 5000).
+    pub password_queue_wait: Duration,
     /// `text` or `json` (`LOG_FORMAT`, default `text`).
     pub log_format: LogFormat,
     /// Answer photo reads on S3 with a redirect to a presigned URL valid 60 s instead of
@@ -307,6 +332,29 @@ impl Config {
                         1..=3650,
                     )?,
             ),
+            header_read_timeout: Duration::from_secs(parse_num(
+                "HEADER_READ_TIMEOUT_SECS",
+                var("HEADER_READ_TIMEOUT_SECS"),
+                30,
+                1..=3600,
+            )?),
+            request_timeout: Duration::from_secs(parse_num(
+                "REQUEST_TIMEOUT_SECS",
+                var("REQUEST_TIMEOUT_SECS"),
+                300,
+                1..=86_400,
+            )?),
+            max_connections: parse_num(
+                "MAX_CONNECTIONS",
+                var("MAX_CONNECTIONS"),
+                1024,
+                1..=1_000_000,
+            )? as usize,
+            trust_proxy_headers: parse_bool(
+                "TRUST_PROXY_HEADERS",
+                var("TRUST_PROXY_HEADERS"),
+                false,
+            )?,
             json_body_limit: parse_num(
                 "JSON_BODY_LIMIT_BYTES",
                 var("JSON_BODY_LIMIT_BYTES"),
@@ -319,6 +367,7 @@ impl Config {
                 15_000_000,
                 1024..=1024 * 1024 * 1024,
             )? as usize,
+            max_faults: parse_num("MAX_FAULTS", var("MAX_FAULTS"), 100, 1..=10_000)? as usize,
             login_max_failures: parse_num(
                 "LOGIN_MAX_FAILURES",
                 var("LOGIN_MAX_FAILURES"),
@@ -330,6 +379,18 @@ impl Config {
                 var("LOGIN_WINDOW_SECS"),
                 900,
                 1..=86_400,
+            )?),
+            login_max_failures_per_address: parse_num(
+                "LOGIN_MAX_FAILURES_PER_ADDRESS",
+                var("LOGIN_MAX_FAILURES_PER_ADDRESS"),
+                100,
+                1..=1_000_000,
+            )? as u32,
+            password_queue_wait: Duration::from_millis(parse_num(
+                "PASSWORD_QUEUE_WAIT_MS",
+                var("PASSWORD_QUEUE_WAIT_MS"),
+                5000,
+                1..=60_000,
             )?),
             log_format,
             photo_presigned_redirect: parse_bool(
@@ -382,10 +443,17 @@ impl Config {
             uic_hmac_key: SecretKey::new(uic_key),
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(90 * 86_400),
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+            trust_proxy_headers: false,
             json_body_limit: 1024 * 1024,
             photo_body_limit: 15_000_000,
+            max_faults: 100,
             login_max_failures: 5,
             login_window: Duration::from_secs(900),
+            login_max_failures_per_address: 100,
+            password_queue_wait: Duration::from_secs(5),
             log_format: LogFormat::Text,
             photo_presigned_redirect: false,
             photo_sweep_interval: Duration::ZERO,

@@ -22,9 +22,13 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    /// The body is well-formed but its content is wrong (422).
+    /// The body is well-formed but its content is wrong (422): the faults listed, and
+    /// how many more were found but not listed.
     #[error("validation failed")]
-    Validation(Vec<FieldError>),
+    Validation {
+        errors: Vec<FieldError>,
+        omitted: usize,
+    },
     /// No valid credentials (401).
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
@@ -46,6 +50,9 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// The request took longer than the configured request timeout (408).
+    #[error("request timeout")]
+    RequestTimeout,
     /// The body exceeds the configured limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
@@ -75,7 +82,23 @@ pub enum ApiError {
 impl ApiError {
     /// A 422 with one faulty field.
     pub fn invalid(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        ApiError::Validation(vec![FieldError::new(field, code, message)])
+        ApiError::validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// A 422 listing every one of these faults.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        ApiError::Validation { errors, omitted: 0 }
+    }
+
+    /// A 422 listing at most `limit` of these faults, counting `omitted` more beside
+    /// those cut off here.
+    pub fn validation_within(mut errors: Vec<FieldError>, omitted: usize, limit: usize) -> Self {
+        let cut = errors.len().saturating_sub(limit);
+        errors.truncate(limit);
+        ApiError::Validation {
+            errors,
+            omitted: omitted + cut,
+        }
     }
 
     /// A 400 with one faulty parameter.
@@ -128,13 +151,14 @@ impl ApiError {
         }
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -155,10 +179,17 @@ impl ApiError {
                     Some(detail.clone()),
                     errors.clone(),
                 ),
-                ApiError::Validation(errors) => (
+                ApiError::Validation { errors, omitted } => (
                     "validation",
                     "Validation failed",
-                    Some(format!("{} field(s) are invalid", errors.len())),
+                    Some(match omitted {
+                        0 => format!("{} field(s) are invalid", errors.len()),
+                        n => format!(
+                            "{} faults were found; the first {} are listed",
+                            errors.len() + n,
+                            errors.len()
+                        ),
+                    }),
                     errors.clone(),
                 ),
                 ApiError::Unauthorized(d) => {
@@ -186,6 +217,12 @@ impl ApiError {
                 ApiError::Conflict { detail, errors } => {
                     ("conflict", "Conflict", Some(detail.clone()), errors.clone())
                 }
+                ApiError::RequestTimeout => (
+                    "request-timeout",
+                    "Request timeout",
+                    Some("the request was not completed in time; send it again".into()),
+                    vec![],
+                ),
                 ApiError::PayloadTooLarge => (
                     "payload-too-large",
                     "Payload too large",
@@ -223,12 +260,17 @@ impl ApiError {
                     vec![],
                 ),
             };
+        let errors_omitted = match self {
+            ApiError::Validation { omitted, .. } => *omitted as u64,
+            _ => 0,
+        };
         Problem {
             kind: format!("/problems/{slug}"),
             title: title.into(),
             status: self.status().as_u16(),
             detail,
             errors,
+            errors_omitted,
         }
     }
 }

@@ -2,11 +2,12 @@
 //! JSON bodies (content type, size, syntax, unknown/missing/mistyped fields with their
 //! path, then `validator` rules), query strings, path parameters, and cursor paging.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -35,7 +36,7 @@ where
         let value: T = parse_json(&bytes)?;
         value
             .validate()
-            .map_err(|e| ApiError::Validation(validation_faults(&e)))?;
+            .map_err(|e| ApiError::validation(validation_faults(&e)))?;
         Ok(ValidatedJson(value))
     }
 }
@@ -111,7 +112,21 @@ pub async fn drain(mut stream: axum::body::BodyDataStream, cap: usize) {
 }
 
 /// Deserializes JSON, telling syntax faults (400) from content faults (422 with a path).
+/// A string holding U+0000 is refused at its path: PostgreSQL cannot store one, and no
+/// field of ours means it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Only a body spelling `\u0000` can hold one; the walk runs on those alone.
+    if bytes.windows(6).any(|w| w == br"\u0000") {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(path) = nul_path(&value, String::new()) {
+                return Err(ApiError::invalid(
+                    path,
+                    "nul_character",
+                    "text may not contain the NUL character (U+0000)",
+                ));
+            }
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -120,7 +135,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => {
-                    ApiError::Validation(vec![data_fault(&path, &inner.to_string())])
+                    ApiError::validation(vec![data_fault(&path, &inner.to_string())])
                 }
                 _ => ApiError::MalformedJson(inner.to_string()),
             });
@@ -129,6 +144,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok(value)
+}
+
+/// The path (`answers.contacts[2].uic`) of the first string or key holding U+0000.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let at = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                return Some(at);
+            }
+            nul_path(item, at)
+        }),
+        _ => None,
+    }
 }
 
 /// Turns a serde data error into a field fault with a stable code.
@@ -233,6 +272,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::bad_param(
+                key.replace('\0', ""),
+                "nul_character",
+                "may not contain the NUL character (%00)",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize::<_, T>(de)
             .map(Query)
@@ -267,11 +315,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(params) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            if let Some((key, _)) = params.iter().find(|(_, v)| v.contains('\0')) {
+                return Err(ApiError::bad_param(
+                    key,
+                    "nul_character",
+                    "may not contain the NUL character (%00)",
+                ));
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 let field = match e.kind() {
                     axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
+                    | axum::extract::path::ErrorKind::DeserializeError { key, .. }
                     | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
                     // A tuple's error names the position; the route names the parameter.
                     axum::extract::path::ErrorKind::ParseErrorAtIndex { index, .. } => {
@@ -302,6 +360,58 @@ where
                 "path extraction: {other}"
             ))),
         }
+    }
+}
+
+/// The client's address, for the per-address login throttle: the peer of the
+/// connection, or with `TRUST_PROXY_HEADERS` the last `X-Forwarded-For` entry (the one
+/// the operator's own proxy appended; entries before it are the client's word).
+/// `None` when neither is known. IPv6 addresses are cut to their /64, the block one
+/// subscriber holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .config
+            .trust_proxy_headers
+            .then(|| {
+                parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .next_back()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit(',').next())
+                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            })
+            .flatten();
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(ClientAddr(forwarded.or(peer).map(subscriber_block)))
+    }
+}
+
+/// An IPv4 address as it is; an IPv6 address with its interface half zeroed.
+fn subscriber_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(Ipv6Addr::from(segments))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -394,7 +504,7 @@ mod tests {
 
     fn fault(body: &str) -> FieldError {
         match parse_json::<Outer>(body.as_bytes()) {
-            Err(ApiError::Validation(mut v)) => v.remove(0),
+            Err(ApiError::Validation { mut errors, .. }) => errors.remove(0),
             other => panic!("expected a validation fault, got {other:?}"),
         }
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod routes;
 pub mod services;
 pub mod state;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Response;
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -36,6 +38,7 @@ pub use state::AppState;
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let json_limit = state.config.json_body_limit;
+    let request_timeout = state.config.request_timeout;
     routes::router()
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -58,6 +61,15 @@ pub fn app(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(
+                    move |req, next: Next| async move {
+                        // Body upload included: a request that drips in gets 408.
+                        match tokio::time::timeout(request_timeout, next.run(req)).await {
+                            Ok(response) => response,
+                            Err(_) => ApiError::RequestTimeout.into_response(),
+                        }
+                    },
+                ))
                 .layer(CatchPanicLayer::custom(|_panic| {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
                 })),
@@ -65,13 +77,16 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the application on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves the application on `listener` until `shutdown` resolves, then drains in-flight
+/// requests; connections are bounded as [`listener`] describes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = listener::ConnectionLimits {
+        header_read_timeout: state.config.header_read_timeout,
+        max_connections: state.config.max_connections,
+    };
+    listener::run(listener, app(state), limits, shutdown).await
 }

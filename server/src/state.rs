@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
-use crate::auth::passwords;
+use crate::auth::passwords::PasswordHasher;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{BlobStoreConfig, Config};
 use crate::db;
@@ -20,9 +20,8 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
-    /// A real argon2id hash of a random password: unknown usernames are verified against
-    /// it so that they take as long as a wrong password.
-    pub dummy_password_hash: Arc<str>,
+    /// The bounded argon2id pool every password hash and check goes through.
+    pub passwords: Arc<PasswordHasher>,
 }
 
 impl AppState {
@@ -49,15 +48,14 @@ impl AppState {
         };
         let tokens = TokenKeys::new(&config.jwt, config.access_token_ttl)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let dummy = passwords::hash_password_blocking(passwords::random_password())
-            .await
+        let passwords = PasswordHasher::per_core(config.password_queue_wait)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(AppState {
             db,
             blobs,
             config: Arc::new(config),
             tokens: Arc::new(tokens),
-            dummy_password_hash: dummy.into(),
+            passwords: Arc::new(passwords),
         })
     }
 }

@@ -2,23 +2,17 @@
 //! exit code 2), and the embedded default (no environment at all) serving a ready API
 //! with a first admin whose printed password logs in.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_donghanh");
-
-fn clean_command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
-}
+mod common;
+use common::{clean_command, Server};
 
 #[test]
 fn help_lists_the_commands() {
-    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let out = Command::new(common::bin())
+        .arg("--help")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in [
@@ -104,66 +98,17 @@ fn a_bad_setting_is_one_line_and_exit_code_2() {
 
 #[tokio::test]
 async fn the_embedded_default_serves_and_its_first_admin_logs_in() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = clean_command(dir.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(("out".into(), line));
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx2.send(("err".into(), line));
-        }
-    });
-    let mut password = None;
-    let mut address = None;
-    let mut logs = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (password.is_none() || address.is_none()) && Instant::now() < deadline {
-        let Ok((stream, line)) = rx.recv_timeout(Duration::from_secs(1)) else {
-            continue;
-        };
-        if stream == "out" {
-            if let Some(p) = line.trim().strip_prefix("password: ") {
-                password = Some(p.to_string());
-            }
-        } else {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let addr: String = rest
-                    .chars()
-                    .filter(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                address = Some(addr);
-            }
-            logs.push(line);
-        }
-    }
-    let (Some(password), Some(address)) = (password, address) else {
-        let _ = child.kill();
-        panic!("server did not start: {logs:#?}");
-    };
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let server = Server::start(&[]);
+    let client = common::client();
     let ready = client
-        .get(format!("http://{address}/readyz"))
+        .get(server.url("/readyz"))
         .send()
         .await
         .expect("readyz");
     assert_eq!(ready.status(), 200);
+    let password = server.admin_password.clone();
     let login = client
-        .post(format!("http://{address}/api/v1/auth/login"))
+        .post(server.url("/api/v1/auth/login"))
         .json(&serde_json::json!({ "username": "admin", "password": password }))
         .send()
         .await
@@ -179,7 +124,7 @@ async fn the_embedded_default_serves_and_its_first_admin_logs_in() {
         .expect("refresh token")
         .to_string();
     let me = client
-        .get(format!("http://{address}/api/v1/me"))
+        .get(server.url("/api/v1/me"))
         .bearer_auth(&access)
         .send()
         .await
@@ -187,30 +132,25 @@ async fn the_embedded_default_serves_and_its_first_admin_logs_in() {
     assert_eq!(me.status(), 200);
 
     // The generated secrets are private files under ./data.
+    let data = server.data_dir();
     for f in [
-        "data/secrets/jwt_signing.key",
-        "data/secrets/uic_hmac.key",
-        "data/donghanh.db",
+        "secrets/jwt_signing.key",
+        "secrets/uic_hmac.key",
+        "donghanh.db",
     ] {
-        assert!(dir.path().join(f).exists(), "{f}");
+        assert!(data.join(f).exists(), "{f}");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("data/secrets/uic_hmac.key"))
+        let mode = std::fs::metadata(data.join("secrets/uic_hmac.key"))
             .expect("key")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Logs never carry passwords or tokens.
-    let _ = child.kill();
-    let _ = child.wait();
-    while let Ok((stream, line)) = rx.recv_timeout(Duration::from_millis(200)) {
-        if stream == "err" {
-            logs.push(line);
-        }
-    }
+    let logs = server.stop();
     assert!(!logs.is_empty(), "the server logged something");
     for (what, secret) in [
         ("password", &password),

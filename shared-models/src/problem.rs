@@ -22,6 +22,14 @@ pub struct Problem {
     /// One entry per faulty field, for validation problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many further faults were found but not listed in `errors` (absent when none):
+    /// a body with thousands of faults is answered with the first ones only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One fault in a request, located by its field path.

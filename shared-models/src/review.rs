@@ -1,7 +1,7 @@
 //! Review decisions, bulk review, revisions and reopening, referrals, targets and the
 //! indicators report.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -176,7 +176,8 @@ pub struct IndicatorReportOut {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub period: Option<String>,
-    pub generated_at: NaiveDateTime,
+    /// When the server computed the report (RFC 3339, UTC).
+    pub generated_at: DateTime<Utc>,
     pub unit: UnitIndicatorsOut,
     pub children: Vec<UnitIndicatorsOut>,
 }

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared_models::{Role, TokenPairOut};
 
-use crate::helpers::{problem, TestApp};
+use crate::helpers::{problem, spawn_with, Backend, TestApp};
 use crate::on_both;
 
 on_both!(
@@ -223,10 +223,11 @@ async fn logout_revokes_the_session(app: TestApp) {
 async fn bad_access_tokens_are_refused(app: TestApp) {
     let admin = app.admin().await;
     let now = chrono::Utc::now().timestamp();
+    // Issued 900 s (the configured lifetime) before it expires, as the server does.
     let claims = |exp: i64| {
         json!({
             "sub": admin.user.id, "role": "admin", "org_unit": admin.user.org_unit_id,
-            "iat": now - 7200, "exp": exp, "jti": uuid::Uuid::new_v4(),
+            "iat": exp - 900, "exp": exp, "jti": uuid::Uuid::new_v4(),
         })
     };
     // Sanity: a token the harness signs with the app's key and a live expiry works.
@@ -239,7 +240,21 @@ async fn bad_access_tokens_are_refused(app: TestApp) {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"test"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims(now + 600).to_string());
     let alg_none = format!("{header}.{payload}.");
+    // Signed with the real key, but nothing this server would issue: issued a year
+    // ahead, or valid for ten years.
+    let with_times = |iat: i64, exp: i64| {
+        let claims = json!({
+            "sub": admin.user.id, "role": "admin", "org_unit": admin.user.org_unit_id,
+            "iat": iat, "exp": exp, "jti": uuid::Uuid::new_v4(),
+        });
+        app.sign("test", &claims, &app.jwt_key)
+    };
+    let year = 365 * 86_400;
+    let future_iat = with_times(now + year, now + year + 900);
+    let ten_years = with_times(now, now + 10 * year);
     for (what, token) in [
+        ("issued a year ahead", future_iat),
+        ("ten-year lifetime", ten_years),
         ("expired", expired),
         ("forged signature", forged),
         ("unknown kid", unknown_kid),
@@ -369,4 +384,105 @@ async fn device_revocation_ends_that_phones_session(app: TestApp) {
         )
         .await;
     problem(res, StatusCode::NOT_FOUND).await;
+}
+
+/// A login attempt that a proxy forwarded for `forwarded` (an `X-Forwarded-For` value).
+async fn login_via(
+    app: &TestApp,
+    forwarded: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("login")
+}
+
+/// A flood of random usernames from one address: no username's count sees it, the
+/// address's does. Behind a trusted proxy the address is the forwarded one.
+async fn random_usernames_from_one_address_are_throttled(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| {
+        c.login_max_failures_per_address = 3;
+        c.trust_proxy_headers = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let wrong = "not-the-password";
+    for i in 0..3 {
+        let res = login_via(
+            &app,
+            "198.51.100.7, 203.0.113.9",
+            &format!("nobody-{i}"),
+            wrong,
+        )
+        .await;
+        problem(res, StatusCode::UNAUTHORIZED).await;
+    }
+    // The fourth, for yet another name, is throttled; so is a right password from there.
+    let fourth = login_via(&app, "10.0.0.1, 203.0.113.9", "nobody-3", wrong).await;
+    assert!(fourth.headers().contains_key("retry-after"));
+    problem(fourth, StatusCode::TOO_MANY_REQUESTS).await;
+    let right = login_via(
+        &app,
+        "203.0.113.9",
+        &app.admin_username,
+        &app.admin_password,
+    )
+    .await;
+    problem(right, StatusCode::TOO_MANY_REQUESTS).await;
+    // Another address is not affected; and for IPv6 the /64 is one address.
+    app.login(&app.admin_username, &app.admin_password).await;
+    for i in 0..3 {
+        let res = login_via(
+            &app,
+            &format!("2001:db8:1:2::{i}"),
+            &format!("six-{i}"),
+            wrong,
+        )
+        .await;
+        problem(res, StatusCode::UNAUTHORIZED).await;
+    }
+    let res = login_via(&app, "2001:db8:1:2:ffff::1", "six-x", wrong).await;
+    problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+/// Without `TRUST_PROXY_HEADERS` a client cannot pick its own address.
+async fn a_forged_forwarded_header_is_ignored_without_a_proxy(backend: Backend) {
+    let Some(app) = spawn_with(backend, |c| c.login_max_failures_per_address = 2).await else {
+        return;
+    };
+    let wrong = "not-the-password";
+    for i in 0..2 {
+        let res = login_via(&app, &format!("192.0.2.{i}"), &format!("nobody-{i}"), wrong).await;
+        problem(res, StatusCode::UNAUTHORIZED).await;
+    }
+    let res = login_via(&app, "192.0.2.99", "nobody-x", wrong).await;
+    problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+mod per_address {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_usernames_sqlite() {
+        random_usernames_from_one_address_are_throttled(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_usernames_postgres() {
+        random_usernames_from_one_address_are_throttled(Backend::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_forwarded_sqlite() {
+        a_forged_forwarded_header_is_ignored_without_a_proxy(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_forwarded_postgres() {
+        a_forged_forwarded_header_is_ignored_without_a_proxy(Backend::Postgres).await
+    }
 }

@@ -12,6 +12,7 @@ on_both!(
     malformed_bodies_get_precise_problems,
     oversized_and_mistyped_bodies_are_refused,
     bad_paths_queries_and_methods,
+    nul_characters_are_refused_where_they_are,
 );
 
 async fn users_named(app: &TestApp, token: &str, name: &str) -> usize {
@@ -200,6 +201,34 @@ async fn bad_paths_queries_and_methods(app: TestApp) {
     )
     .await;
     assert_eq!(faults(&body)[0].0, "id");
+    // Two parameters: the faulty one is named, not `""`.
+    let sha = "a".repeat(64);
+    let body = problem(
+        app.get(&format!("/api/v1/submissions/not-a-uuid/photos/{sha}"), t)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "id");
+    let body = problem(
+        app.send(
+            Method::DELETE,
+            "/api/v1/users/xyz/devices/phone-1",
+            Some(t),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "id");
+    let body = problem(
+        app.get("/api/v1/forms/outreach_visit/versions/abc", t)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].0, "version");
     let body = problem(
         app.get("/api/v1/users?colour=red", t).await,
         StatusCode::BAD_REQUEST,
@@ -241,4 +270,75 @@ async fn bad_paths_queries_and_methods(app: TestApp) {
         StatusCode::FORBIDDEN,
     )
     .await;
+}
+
+/// PostgreSQL cannot store U+0000 (a login with one in its username once answered 500):
+/// every way in refuses it, naming where it was.
+async fn nul_characters_are_refused_where_they_are(app: TestApp) {
+    let admin = app.admin().await;
+    let t = admin.token();
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"username": "ad\u0000min", "password": "whatever-it-is"}"#)
+        .send()
+        .await
+        .expect("login");
+    let body = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(faults(&body), [("username".into(), "nul_character".into())]);
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"username": "{}", "password": "{}", "device_id": "phone\u0000"}}"#,
+            app.admin_username, app.admin_password
+        ))
+        .send()
+        .await
+        .expect("login");
+    let body = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        faults(&body),
+        [("device_id".into(), "nul_character".into())]
+    );
+    // An escaped backslash before `u0000` is ordinary text, not a NUL.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"username": "nobody\\u0000", "password": "whatever-it-is"}"#)
+        .send()
+        .await
+        .expect("login");
+    problem(res, StatusCode::UNAUTHORIZED).await;
+    // Deep in a submission's answers.
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let mut visit = crate::intake::outreach_visit(
+        app.unit("006").await,
+        vec![crate::intake::contact("HOA-MAI-1990-F", &[])],
+    );
+    visit["answers"]["contacts"][0]["uic"] = json!("HOA\u{0}MAI1990");
+    let res = app
+        .post("/api/v1/submissions", Some(peer.token()), &visit)
+        .await;
+    let body = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        faults(&body),
+        [("answers.contacts[0].uic".into(), "nul_character".into())]
+    );
+    // In a query string and in a path.
+    let body = problem(
+        app.get("/api/v1/users?username=a%00b", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body)[0].1, "nul_character");
+    let body = problem(
+        app.get("/api/v1/forms/outreach%00visit", t).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(faults(&body), [("form_id".into(), "nul_character".into())]);
 }

@@ -31,6 +31,7 @@ on_both!(
     handoff_needs_a_known_referral_code,
     group_session_and_support_visit_extract_their_records,
     concurrent_visits_meeting_the_same_people_all_succeed,
+    faults_past_the_limit_are_counted,
 );
 
 /// A contact of an outreach visit; `referrals` are services referred to.
@@ -722,4 +723,22 @@ async fn concurrent_visits_meeting_the_same_people_all_succeed(app: TestApp) {
         .await
         .expect("count");
     assert_eq!(new, 4, "each person is new exactly once");
+}
+
+/// A body with thousands of faults answers the first hundred and counts the rest.
+async fn faults_past_the_limit_are_counted(app: TestApp) {
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let mut body = outreach_visit(app.unit("006").await, vec![contact("HOA-MAI-1990-F", &[])]);
+    for i in 0..500 {
+        body["answers"][format!("junk_{i}")] = json!(i);
+    }
+    let res = app
+        .post("/api/v1/submissions", Some(peer.token()), &body)
+        .await;
+    let problem = crate::helpers::problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"].as_array().map(Vec::len), Some(100));
+    assert_eq!(problem["errors_omitted"], 400);
+    assert!(problem["errors"]
+        .as_array()
+        .is_some_and(|e| e.iter().all(|f| f["code"] == "unknown_field")));
 }

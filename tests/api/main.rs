@@ -15,5 +15,6 @@ mod photos;
 mod reading;
 mod reports;
 mod review;
+mod schemathesis;
 mod stock;
 mod users;

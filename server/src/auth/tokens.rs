@@ -16,6 +16,10 @@ use uuid::Uuid;
 use crate::config::JwtKeyConfig;
 use crate::error::ApiError;
 
+/// Seconds of clock difference tolerated between the server that signed a token and
+/// the one that checks it (expiry and issue time).
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -90,7 +94,9 @@ impl TokenKeys {
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing token: {e}")))
     }
 
-    /// Checks signature, algorithm and expiry; any fault is the same 401.
+    /// Checks signature, algorithm and expiry, and refuses what this server never issues:
+    /// an `iat` in the future (beyond [`CLOCK_LEEWAY_SECS`] of skew between servers) or a
+    /// lifetime longer than the configured one. Any fault is the same 401.
     pub fn verify_access(&self, token: &str) -> Result<Claims, ApiError> {
         const INVALID: ApiError = ApiError::Unauthorized("invalid or expired access token");
         let header = decode_header(token).map_err(|_| INVALID)?;
@@ -105,11 +111,19 @@ impl TokenKeys {
             .map(|(_, key)| key)
             .ok_or(INVALID)?;
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = CLOCK_LEEWAY_SECS as u64;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        decode::<Claims>(token, key, &validation)
+        let claims = decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
-            .map_err(|_| INVALID)
+            .map_err(|_| INVALID)?;
+        let now = Utc::now().timestamp();
+        if claims.iat > now + CLOCK_LEEWAY_SECS
+            || claims.exp < claims.iat
+            || claims.exp - claims.iat > self.access_ttl_secs
+        {
+            return Err(INVALID);
+        }
+        Ok(claims)
     }
 }
 
@@ -157,6 +171,45 @@ mod tests {
         assert!(other.verify_access(&token).is_err());
         let forged = keys(&[("old", 3)]);
         assert!(forged.verify_access(&token).is_err());
+    }
+
+    fn forge(keys: &TokenKeys, iat: i64, exp: i64) -> String {
+        let claims = Claims {
+            sub: Uuid::now_v7(),
+            role: Role::Admin,
+            org_unit: Uuid::now_v7(),
+            iat,
+            exp,
+            jti: Uuid::now_v7(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(keys.signing_kid.clone());
+        encode(&header, &claims, &keys.signing).expect("sign")
+    }
+
+    #[test]
+    fn tokens_this_server_would_never_issue_are_refused() {
+        let keys = keys(&[("k", 1)]);
+        let now = Utc::now().timestamp();
+        let year = 365 * 86_400;
+        // What the server issues, and a little clock skew, pass.
+        assert!(keys.verify_access(&forge(&keys, now, now + 900)).is_ok());
+        assert!(keys
+            .verify_access(&forge(&keys, now + 10, now + 910))
+            .is_ok());
+        // Issued a year ahead, a ten-year lifetime, a lifetime one second too long,
+        // expiring before it was issued.
+        for (iat, exp) in [
+            (now + year, now + year + 900),
+            (now, now + 10 * year),
+            (now - 100, now + 801),
+            (now + 20, now + 10),
+        ] {
+            assert!(
+                keys.verify_access(&forge(&keys, iat, exp)).is_err(),
+                "iat {iat} exp {exp} accepted"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use shared_models::{LoginIn, MeOut, Problem, RefreshIn, TokenPairOut};
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::extract::ValidatedJson;
+use crate::extract::{ClientAddr, ValidatedJson};
 use crate::services::{accounts, sessions};
 use crate::state::AppState;
 
@@ -22,9 +22,10 @@ use crate::state::AppState;
     ))]
 pub async fn post_login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ValidatedJson(input): ValidatedJson<LoginIn>,
 ) -> ApiResult<Json<TokenPairOut>> {
-    Ok(Json(sessions::login(&state, input).await?))
+    Ok(Json(sessions::login(&state, input, addr).await?))
 }
 
 /// Spends a refresh token for a new pair; a token presented twice revokes its session.

@@ -31,8 +31,17 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
 }
 
-/// A JSON answer with a strong ETag; `304 Not Modified` (no body) when the client has it.
-fn with_etag(headers: &HeaderMap, value: &impl serde::Serialize) -> ApiResult<Response> {
+const JSON: &str = "application/json";
+/// The media type of a JSON Schema document (JSON Schema 2020-12, section 14.1).
+const JSON_SCHEMA_TYPE: &str = "application/schema+json";
+
+/// A JSON answer (of `content_type`) with a strong ETag; `304 Not Modified` (no body)
+/// when the client has it.
+fn with_etag(
+    headers: &HeaderMap,
+    value: &impl serde::Serialize,
+    content_type: &'static str,
+) -> ApiResult<Response> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.into()))?;
     let etag = etag_of(&body);
     let etag_header = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
@@ -42,10 +51,7 @@ fn with_etag(headers: &HeaderMap, value: &impl serde::Serialize) -> ApiResult<Re
     Ok((
         [
             (header::ETAG, etag_header),
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         ],
         body,
     )
@@ -67,7 +73,7 @@ pub async fn list_forms(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let forms = forms::list_latest(&state.db, p.role).await?;
-    with_etag(&headers, &forms)
+    with_etag(&headers, &forms, JSON)
 }
 
 /// The latest published version of a form.
@@ -84,7 +90,7 @@ pub async fn get_form(
     Path(form_id): Path<String>,
 ) -> ApiResult<Response> {
     let row = forms::get_version(&state.db, &form_id, None).await?;
-    with_etag(&headers, &forms::form_out(row)?)
+    with_etag(&headers, &forms::form_out(row)?, JSON)
 }
 
 /// One version of a form.
@@ -101,7 +107,7 @@ pub async fn get_form_version(
     Path((form_id, version)): Path<(String, u32)>,
 ) -> ApiResult<Response> {
     let row = forms::get_version(&state.db, &form_id, Some(version)).await?;
-    with_etag(&headers, &forms::form_out(row)?)
+    with_etag(&headers, &forms::form_out(row)?, JSON)
 }
 
 /// The JSON Schema (draft 2020-12) of the latest version's answers, for offline checks.
@@ -118,7 +124,11 @@ pub async fn get_form_schema(
     Path(form_id): Path<String>,
 ) -> ApiResult<Response> {
     let row = forms::get_version(&state.db, &form_id, None).await?;
-    with_etag(&headers, &forms::definition_of(&row)?.json_schema())
+    with_etag(
+        &headers,
+        &forms::definition_of(&row)?.json_schema(),
+        JSON_SCHEMA_TYPE,
+    )
 }
 
 /// The JSON Schema of one version's answers.
@@ -135,7 +145,11 @@ pub async fn get_form_version_schema(
     Path((form_id, version)): Path<(String, u32)>,
 ) -> ApiResult<Response> {
     let row = forms::get_version(&state.db, &form_id, Some(version)).await?;
-    with_etag(&headers, &forms::definition_of(&row)?.json_schema())
+    with_etag(
+        &headers,
+        &forms::definition_of(&row)?.json_schema(),
+        JSON_SCHEMA_TYPE,
+    )
 }
 
 /// Publishes a new form, or a new version of one, after validating the definition.
@@ -154,7 +168,7 @@ pub async fn publish_form(
     Admin(p): Admin,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<(StatusCode, Json<FormOut>)> {
-    let (form, created) = forms::publish(&state.db, &p, &body).await?;
+    let (form, created) = forms::publish(&state.db, &p, &body, state.config.max_faults).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -12,7 +12,7 @@ use serde_json::json;
 use shared_models::{MeOut, Page, Role, UserFilter, UserIn, UserOut, UserPatch};
 use uuid::Uuid;
 
-use crate::auth::passwords::{hash_password_blocking, random_password};
+use crate::auth::passwords::random_password;
 use crate::auth::Principal;
 use crate::db::entities::{org_units, teams, users};
 use crate::db::scope::Scope;
@@ -113,7 +113,7 @@ pub async fn create_user(state: &AppState, actor: &Principal, input: UserIn) -> 
     if let Some(team_id) = input.team_id {
         check_team(&state.db, &scope, team_id, unit.id).await?;
     }
-    let password_hash = hash_password_blocking(input.password).await?;
+    let password_hash = state.passwords.hash(input.password).await?;
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let user = users::ActiveModel {
@@ -229,7 +229,7 @@ pub async fn update_user(
         }
     }
     let password_hash = match patch.password {
-        Some(pw) => Some(hash_password_blocking(pw).await?),
+        Some(pw) => Some(state.passwords.hash(pw).await?),
         None => None,
     };
 
@@ -363,7 +363,9 @@ pub async fn create_account(
         None => root_unit(&state.db).await?,
     };
     let password = random_password();
-    let hash = hash_password_blocking(password.clone())
+    let hash = state
+        .passwords
+        .hash(password.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = Utc::now();

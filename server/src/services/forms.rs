@@ -231,14 +231,16 @@ pub async fn publish<C: TransactionTrait + ConnectionTrait>(
     db: &C,
     actor: &Principal,
     body: &[u8],
+    max_faults: usize,
 ) -> ApiResult<(FormOut, bool)> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::MalformedJson("the body is not UTF-8".into()))?;
     // Syntax errors are 400 like every other malformed body; content faults are 422.
     serde_json::from_str::<serde_json::Value>(text)
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let def = mobile_schema::parse_definition(text)
-        .map_err(|faults| ApiError::Validation(to_field_errors("", faults)))?;
+    let def = mobile_schema::parse_definition(text).map_err(|faults| {
+        ApiError::validation_within(to_field_errors("", faults), 0, max_faults)
+    })?;
     let definition = definition_json(&def)?;
     let digest = content_sha256(&definition);
 
@@ -282,7 +284,7 @@ pub async fn publish<C: TransactionTrait + ConnectionTrait>(
     let missing = mobile_schema::missing_required_keys(&def);
     if !missing.is_empty() {
         let kind: FormKind = def.kind;
-        return Err(ApiError::Validation(
+        return Err(ApiError::validation(
             missing
                 .into_iter()
                 .map(|key| {

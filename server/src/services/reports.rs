@@ -304,7 +304,7 @@ pub async fn indicators<C: ConnectionTrait>(
         from,
         to,
         period,
-        generated_at: Utc::now().naive_utc(),
+        generated_at: Utc::now(),
         unit: UnitIndicatorsOut {
             org_unit_id: unit.id,
             code: unit.code.clone(),

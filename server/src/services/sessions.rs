@@ -1,18 +1,21 @@
-//! Login, refresh-token rotation and logout. Failed logins are counted per username in
-//! the database (so throttling holds across server instances); a refresh token presented
-//! a second time revokes its whole family, because one of the two holders is a thief.
+//! Login, refresh-token rotation and logout. Failed logins are counted in the database
+//! (so throttling holds across server instances) twice: per username, against guessing
+//! one account's password, and per source address, against a flood of random usernames
+//! that no per-username count sees. A refresh token presented a second time revokes its
+//! whole family, because one of the two holders is a thief.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use hmac::{Hmac, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use shared_models::{LoginIn, Role, TokenPairOut};
+use std::net::IpAddr;
 use uuid::Uuid;
 
-use crate::auth::passwords::verify_password_blocking;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::db::entities::{login_failures, refresh_tokens, users};
 use crate::error::{ApiError, ApiResult};
@@ -29,27 +32,72 @@ fn username_key(username: &str) -> String {
     hex::encode(Sha256::digest(username.trim().to_lowercase().as_bytes()))
 }
 
+/// The throttle key of a source address: keyed (HMAC under the UIC key), because an
+/// IPv4 address hashed plainly is found again by trying all of them.
+fn address_key(state: &AppState, addr: IpAddr) -> ApiResult<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.config.uic_hmac_key.expose())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("address key: {e}")))?;
+    mac.update(b"login-address:");
+    mac.update(addr.to_string().as_bytes());
+    // 64 hex characters like a username's key; keyed, so the two never meet.
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// 429 when `key` has `max` failures or more since `since`, with the seconds until the
+/// oldest of them leaves the window.
+async fn check_throttle(
+    state: &AppState,
+    key: &str,
+    max: u32,
+    since: DateTime<Utc>,
+    window: ChronoDuration,
+    what: &str,
+) -> ApiResult<()> {
+    let recent = login_failures::Entity::find()
+        .filter(login_failures::Column::UsernameKey.eq(key))
+        .filter(login_failures::Column::At.gt(since))
+        .order_by_asc(login_failures::Column::At)
+        .limit(u64::from(max))
+        .all(&state.db)
+        .await?;
+    if recent.len() as u32 >= max {
+        let now = Utc::now();
+        let oldest = recent.first().map(|f| f.at).unwrap_or(now);
+        let retry = (oldest + window - now).num_seconds().max(1) as u64;
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: retry,
+            detail: format!("too many failed logins {what}; try again later"),
+        });
+    }
+    Ok(())
+}
+
 /// Checks credentials and opens a new session (token family) on the named device.
-pub async fn login(state: &AppState, input: LoginIn) -> ApiResult<TokenPairOut> {
+/// `addr` is the client's address when known (see `ClientAddr`).
+pub async fn login(
+    state: &AppState,
+    input: LoginIn,
+    addr: Option<IpAddr>,
+) -> ApiResult<TokenPairOut> {
     let now = Utc::now();
     let key = username_key(&input.username);
     let window = ChronoDuration::from_std(state.config.login_window)
         .map_err(|e| ApiError::Internal(e.into()))?;
     let since = now - window;
-
-    let recent = login_failures::Entity::find()
-        .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
-        .filter(login_failures::Column::At.gt(since))
-        .order_by_asc(login_failures::Column::At)
-        .all(&state.db)
-        .await?;
-    if recent.len() as u32 >= state.config.login_max_failures {
-        let oldest = recent.first().map(|f| f.at).unwrap_or(now);
-        let retry = (oldest + window - now).num_seconds().max(1) as u64;
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: retry,
-            detail: "too many failed logins for this username; try again later".into(),
-        });
+    let cfg = &state.config;
+    check_throttle(
+        state,
+        &key,
+        cfg.login_max_failures,
+        since,
+        window,
+        "for this username",
+    )
+    .await?;
+    let addr_key = addr.map(|a| address_key(state, a)).transpose()?;
+    if let Some(addr_key) = &addr_key {
+        let max = cfg.login_max_failures_per_address;
+        check_throttle(state, addr_key, max, since, window, "from this address").await?;
     }
 
     let user = users::Entity::find()
@@ -57,24 +105,24 @@ pub async fn login(state: &AppState, input: LoginIn) -> ApiResult<TokenPairOut> 
         .one(&state.db)
         .await?;
     // Unknown users are checked against a dummy hash: same work, same answer.
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_password_hash.to_string());
-    let matches = verify_password_blocking(input.password, hash).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = state.passwords.verify(input.password, hash).await?;
     let user = match user {
         Some(u) if matches && u.active => u,
         _ => {
-            login_failures::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                username_key: Set(key.clone()),
-                at: Set(now),
-            }
-            .insert(&state.db)
-            .await?;
-            // Old records are of no further use.
+            let failures = std::iter::once(key.clone()).chain(addr_key).map(|key| {
+                login_failures::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    username_key: Set(key),
+                    at: Set(now),
+                }
+            });
+            login_failures::Entity::insert_many(failures)
+                .exec(&state.db)
+                .await?;
+            // Records past the window are of no further use, whoever they were for
+            // (random usernames would otherwise pile up).
             login_failures::Entity::delete_many()
-                .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
                 .filter(login_failures::Column::At.lte(since))
                 .exec(&state.db)
                 .await?;

@@ -536,8 +536,11 @@ pub(crate) async fn prepare(
             "more than a day ahead of the server's clock; check the phone's date",
         ));
     }
-    if let Err(answer_faults) = def.validate_answers(&input.answers) {
-        faults.extend(form_service::to_field_errors("answers", answer_faults));
+    let max_faults = state.config.max_faults;
+    let mut omitted = 0;
+    if let Err(list) = def.validate_answers_within(&input.answers, max_faults) {
+        faults.extend(form_service::to_field_errors("answers", list.faults));
+        omitted = list.omitted;
     }
     let place = resolve_place(db, actor, input, &mut faults).await?;
     if def.kind == FormKind::ReferralHandoff && faults.is_empty() {
@@ -558,7 +561,7 @@ pub(crate) async fn prepare(
         }
     }
     let Some(place) = place.filter(|_| faults.is_empty()) else {
-        return Err(ApiError::Validation(faults));
+        return Err(ApiError::validation_within(faults, omitted, max_faults));
     };
     let answers = hash_uics(
         state.config.uic_hmac_key.expose(),

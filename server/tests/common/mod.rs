@@ -1,0 +1,196 @@
+//! The real `donghanh` binary as a child process on its embedded default, for tests
+//! that look at the process itself (its logs, memory, open connections).
+//! `DONGHANH_BIN` points the tests at another build (the release binary, for figures).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> String {
+    std::env::var("DONGHANH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_donghanh").to_string())
+}
+
+/// The binary with an empty environment (but `PATH`), run in `dir`.
+pub fn clean_command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+/// A `donghanh serve` child on 127.0.0.1 and a free port, killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// `host:port`.
+    pub address: String,
+    /// The first admin's password, as printed once at start.
+    pub admin_password: String,
+    lines: Receiver<(bool, String)>,
+    /// What it wrote to stderr (the logs) so far; `drain_logs` adds the rest.
+    pub logs: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server with these extra environment variables and waits until it listens.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = clean_command(dir.path());
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn donghanh");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send((false, line));
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send((true, line));
+            }
+        });
+        let mut password = None;
+        let mut address = None;
+        let mut logs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while (password.is_none() || address.is_none()) && Instant::now() < deadline {
+            let Ok((is_log, line)) = rx.recv_timeout(Duration::from_secs(1)) else {
+                continue;
+            };
+            if !is_log {
+                if let Some(p) = line.trim().strip_prefix("password: ") {
+                    password = Some(p.to_string());
+                }
+                continue;
+            }
+            if let Some(rest) = line.split("address=").nth(1) {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                address = Some(addr);
+            }
+            logs.push(line);
+        }
+        let (Some(admin_password), Some(address)) = (password, address) else {
+            let _ = child.kill();
+            panic!("server did not start: {logs:#?}");
+        };
+        Server {
+            child,
+            address,
+            admin_password,
+            lines: rx,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The data directory the server runs in (`./data` under its working directory).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Resident memory of the server process, in bytes (`VmRSS`).
+    pub fn rss(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:") * 1024
+    }
+
+    /// Highest resident memory the process has had, in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:") * 1024
+    }
+
+    /// TCP sockets the process holds open (its file descriptors that are sockets,
+    /// the listener included).
+    pub fn open_sockets(&self) -> usize {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_link(e.path())
+                            .map(|t| t.to_string_lossy().starts_with("socket:"))
+                            .unwrap_or(false)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Stops the server and returns every log line it wrote.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain_logs();
+        std::mem::take(&mut self.logs)
+    }
+
+    fn drain_logs(&mut self) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok((true, line)) => self.logs.push(line),
+                Ok((false, _)) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A reqwest client that never uses a proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Logs in and returns the access token.
+pub async fn login(server: &Server, username: &str, password: &str) -> String {
+    let res = client()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 200, "login of {username}");
+    let pair: serde_json::Value = res.json().await.expect("pair");
+    pair["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string()
+}
