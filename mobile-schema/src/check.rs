@@ -2,6 +2,12 @@
 //! unique keys, attributes that fit their type, bounds that can be met, patterns that
 //! compile, `show_if`s that point back at a usable field). An admin publishing a form
 //! gets every fault at once, each at its path (`fields[3].fields[0].key`).
+//!
+//! Some rules exist because every form is also served to ODK Collect as an XForm
+//! (`xform.rs`): keys starting with `dh_` are the XForm's own, `select_multiple` values
+//! cannot hold spaces (XForms joins selections with them), patterns stay within what
+//! Java's regex engine reads the same way, and a `show_if` does not test a date-time or
+//! a geopoint (the phone's XPath cannot compare them the way the server does).
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -13,6 +19,9 @@ use crate::answers::scalar_faults;
 use crate::definition::{Condition, Field, FieldType, FormDefinition, Localized, ShowIf};
 use crate::fault::{Fault, FaultCode, FaultSink};
 use crate::pattern;
+
+/// Field keys starting with this are reserved for the XForm's own nodes.
+pub(crate) const RESERVED_KEY_PREFIX: &str = "dh_";
 
 /// The roles a form may name, as `shared-models` spells them.
 pub const ROLES: [&str; 4] = ["peer_educator", "volunteer", "supervisor", "admin"];
@@ -134,6 +143,13 @@ fn check_level<'a>(
                 format!("{at}.key"),
                 FaultCode::BadSlug,
                 "key must match ^[a-z][a-z0-9_]{0,63}$",
+            ));
+        }
+        if field.key.starts_with(RESERVED_KEY_PREFIX) {
+            faults.push(Fault::new(
+                format!("{at}.key"),
+                FaultCode::ReservedKey,
+                format!("keys starting with `{RESERVED_KEY_PREFIX}` are reserved for the ODK form's own fields"),
             ));
         }
         if !keys.insert(field.key.as_str()) {
@@ -276,6 +292,16 @@ fn check_choices(field: &Field, at: &str, faults: &mut Vec<Fault>) {
                 format!("choice `{}` appears twice", choice.value),
             ));
         }
+        if field.field_type == FieldType::SelectMultiple
+            && choice.value.contains(char::is_whitespace)
+        {
+            faults.push(Fault::new(
+                format!("{path}.value"),
+                FaultCode::SpaceInChoice,
+                "a select_multiple choice value cannot contain spaces: ODK Collect sends the \
+                 selected values joined by spaces; use `_` instead",
+            ));
+        }
         check_localized(&choice.label, &format!("{path}.label"), faults);
     }
 }
@@ -336,6 +362,12 @@ fn check_text(field: &Field, at: &str, faults: &mut Vec<Fault>) {
                 format!("{at}.pattern"),
                 FaultCode::BadPattern,
                 format!("pattern does not compile: {}", first_line(&err.to_string())),
+            ));
+        } else if let Err(advice) = pattern::to_java(p) {
+            faults.push(Fault::new(
+                format!("{at}.pattern"),
+                FaultCode::NonPortablePattern,
+                format!("ODK Collect would read this pattern differently: {advice}"),
             ));
         }
     }
@@ -425,7 +457,12 @@ fn check_show_if(show_if: &ShowIf, at: &str, levels: &[Level<'_>], faults: &mut 
     let t = target.field_type;
     if matches!(
         t,
-        FieldType::Group | FieldType::Repeat | FieldType::Note | FieldType::Photo
+        FieldType::Group
+            | FieldType::Repeat
+            | FieldType::Note
+            | FieldType::Photo
+            | FieldType::Datetime
+            | FieldType::Geopoint
     ) {
         faults.push(bad(
             format!("{at}.field"),
@@ -653,5 +690,43 @@ mod tests {
             );
         }
         assert_eq!(faults.len(), expected.len(), "{faults:?}");
+    }
+
+    #[test]
+    fn odk_faults_reserved_keys_spaced_choices_unportable_patterns() {
+        let choices =
+            json!([{"value": "two words", "label": label()}, {"value": "ok", "label": label()}]);
+        let def = definition(json!([
+            {"key": "dh_place", "type": "text", "label": label()},
+            {"key": "g", "type": "group", "label": label(), "fields": [
+                {"key": "dh_x", "type": "text", "label": label()},
+            ]},
+            {"key": "many", "type": "select_multiple", "label": label(), "choices": choices},
+            {"key": "one", "type": "select_one", "label": label(), "choices": choices},
+            {"key": "digits", "type": "text", "label": label(), "pattern": "\\d{4}"},
+            {"key": "fine", "type": "text", "label": label(), "pattern": "[0-9]{4}"},
+            {"key": "when", "type": "datetime", "label": label()},
+            {"key": "where", "type": "geopoint", "label": label()},
+            {"key": "a", "type": "text", "label": label(), "show_if": {"field": "when", "equals": "2025-01-01T00:00:00Z"}},
+            {"key": "b", "type": "text", "label": label(), "show_if": {"field": "where", "equals": {"lat": 1, "lon": 2}}},
+        ]));
+        let faults = faults_of(&def);
+        let expected = [
+            ("fields[0].key", "reserved_key"),
+            ("fields[1].fields[0].key", "reserved_key"),
+            ("fields[2].choices[0].value", "space_in_choice"),
+            ("fields[4].pattern", "non_portable_pattern"),
+            ("fields[8].show_if.field", "bad_show_if"),
+            ("fields[9].show_if.field", "bad_show_if"),
+        ];
+        for (path, code) in expected {
+            assert!(
+                has(&faults, path, code),
+                "missing {code} at {path}: {faults:?}"
+            );
+        }
+        assert_eq!(faults.len(), expected.len(), "{faults:?}");
+        let message = &def.validate().unwrap_err()[3].message;
+        assert!(message.contains("[0-9]"), "{message}");
     }
 }

@@ -99,11 +99,19 @@ pub enum FaultCode {
     BadSha256,
     /// A geopoint that is not exactly `{"lat": -90..90, "lon": -180..180}`.
     BadGeopoint,
+
+    // Definition faults added with the ODK Collect XForms.
+    /// A `pattern` outside the syntax that means the same on the server and in ODK Collect.
+    NonPortablePattern,
+    /// A field key starting with `dh_`, which the XForm keeps for its own nodes.
+    ReservedKey,
+    /// A `select_multiple` choice value with whitespace: XForms joins selections with spaces.
+    SpaceInChoice,
 }
 
 impl FaultCode {
     /// Every code, in declaration order.
-    pub const ALL: [FaultCode; 31] = [
+    pub const ALL: [FaultCode; 34] = [
         FaultCode::Malformed,
         FaultCode::BadSlug,
         FaultCode::DuplicateKey,
@@ -135,6 +143,9 @@ impl FaultCode {
         FaultCode::BadUic,
         FaultCode::BadSha256,
         FaultCode::BadGeopoint,
+        FaultCode::NonPortablePattern,
+        FaultCode::ReservedKey,
+        FaultCode::SpaceInChoice,
     ];
 
     /// The snake_case wire name, the same string serde writes.
@@ -171,6 +182,9 @@ impl FaultCode {
             FaultCode::BadUic => "bad_uic",
             FaultCode::BadSha256 => "bad_sha256",
             FaultCode::BadGeopoint => "bad_geopoint",
+            FaultCode::NonPortablePattern => "non_portable_pattern",
+            FaultCode::ReservedKey => "reserved_key",
+            FaultCode::SpaceInChoice => "space_in_choice",
         }
     }
 }
