@@ -29,6 +29,7 @@ mod json_schema;
 mod parse;
 mod pattern;
 mod uic;
+mod xform;
 
 pub use answers::{is_sha256_hex, json_pointer, DEFAULT_FAULT_LIMIT};
 pub use bundled::{bundled_forms, missing_required_keys, required_keys};
@@ -40,3 +41,4 @@ pub use fault::{Fault, FaultCode, FaultList};
 pub use json_schema::JSON_SCHEMA_DIALECT;
 pub use parse::parse_definition;
 pub use uic::{normalize_uic, UIC_MAX_LEN, UIC_MIN_LEN};
+pub use xform::{END_FIELD, PLACES_FILE, PLACE_FIELD, START_FIELD};

@@ -44,6 +44,39 @@ pub fn normalize_uic(raw: &str) -> Option<String> {
     (out.len() >= UIC_MIN_LEN).then_some(out)
 }
 
+/// The UIC rule as a regular expression over the raw value, in the syntax Java's and
+/// Rust's engines read alike, for ODK Collect's `regex()` (whole-value match): any number
+/// of separators (Unicode whitespace, `-`, `_`, `.`, combining marks) around 6 to 20
+/// letters or digits that fold to `[A-Z0-9]`. Exactly the values [`normalize_uic`] takes.
+pub(crate) fn portable_pattern() -> String {
+    // Rust's `char::is_whitespace` is Unicode's White_Space, listed out because Java's
+    // `\s` means only ASCII whitespace.
+    let separators = "\\x{9}-\\x{D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\-_.\\x{300}-\\x{36F}";
+    let mut folded: Vec<u32> = FOLDS
+        .iter()
+        .flat_map(|(_, letters)| letters.chars())
+        .map(u32::from)
+        .collect();
+    folded.sort_unstable();
+    // Runs of consecutive code points as ranges: most of them sit in U+1EA0..U+1EF9.
+    let mut letters = String::from("A-Za-z0-9");
+    let mut i = 0;
+    while let Some(&start) = folded.get(i) {
+        let mut end = start;
+        while folded.get(i + 1) == Some(&(end + 1)) {
+            end += 1;
+            i += 1;
+        }
+        if end > start {
+            letters.push_str(&format!("\\x{{{start:X}}}-\\x{{{end:X}}}"));
+        } else {
+            letters.push_str(&format!("\\x{{{start:X}}}"));
+        }
+        i += 1;
+    }
+    format!("(?:[{separators}]*[{letters}]){{{UIC_MIN_LEN},{UIC_MAX_LEN}}}[{separators}]*")
+}
+
 fn fold(c: char) -> Option<char> {
     FOLDS
         .iter()
@@ -56,6 +89,7 @@ fn is_combining_mark(c: char) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -133,5 +167,45 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, 134);
+    }
+
+    #[test]
+    fn the_portable_pattern_takes_exactly_what_normalizes() {
+        let pattern = regex::Regex::new(&format!("^(?:{})$", portable_pattern())).unwrap();
+        let mut samples: Vec<String> = [
+            "Nguyễn Thị-Đào 1990 F",
+            "hoa.lan_85-m",
+            "  Lê Văn 1985 M ",
+            "ab-1",
+            "",
+            "A1B2C",
+            "A1B2C3",
+            "Müller 1990",
+            "ABC/1990",
+            "NGUYEN😀1990",
+            "Nguye\u{0302}\u{0303}n 1990",
+            "ABC\u{3000}123",
+            "ABC\u{200B}123",
+            "ABC\u{85}123\n",
+            "ABC'123",
+            "ǅABC123",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        samples.push("A".repeat(20));
+        samples.push("A".repeat(21));
+        samples.push(format!("{} {}", "A".repeat(10), "9".repeat(10)));
+        // Every character of the Basic Multilingual Plane, in the middle of a good code.
+        for c in (0..=0xFFFF_u32).filter_map(char::from_u32) {
+            samples.push(format!("ABC{c}123"));
+        }
+        for sample in &samples {
+            assert_eq!(
+                pattern.is_match(sample),
+                normalize_uic(sample).is_some(),
+                "{sample:?}"
+            );
+        }
     }
 }
