@@ -66,6 +66,19 @@ impl FormDefinition {
         digests
     }
 
+    /// The path (`photos[0].photo`) of every present, non-null `photo` value, in document
+    /// order: an ODK Collect submission names its photos by file name, and the server
+    /// replaces each by the digest of the file it received (see `json_pointer`).
+    pub fn photo_paths(&self, answers: &Value) -> Vec<String> {
+        let mut paths = Vec::new();
+        walk(&self.fields, answers, "", &mut |field, _, path| {
+            if field.field_type == FieldType::Photo {
+                paths.push(path.to_owned());
+            }
+        });
+        paths
+    }
+
     /// The path (`contacts[2].uic`) of every present, non-null `uic` value, valid or not,
     /// in document order, so the server can replace each by its hash before storing.
     pub fn uic_paths(&self, answers: &Value) -> Vec<String> {
@@ -129,7 +142,7 @@ fn walk<'a>(
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
+pub(crate) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_owned()
     } else {
@@ -501,7 +514,7 @@ fn check_selection(field: &Field, value: &Value, path: &str, faults: &mut FaultS
     );
 }
 
-fn is_date(text: &str) -> bool {
+pub(crate) fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();
     let shape = bytes.len() == 10
         && bytes.iter().enumerate().all(|(i, b)| match i {

@@ -25,6 +25,7 @@ mod bundled;
 mod check;
 mod definition;
 mod fault;
+mod instance;
 mod json_schema;
 mod parse;
 mod pattern;
@@ -38,6 +39,9 @@ pub use definition::{
     Choice, Condition, Field, FieldType, FormDefinition, FormKind, Localized, ShowIf,
 };
 pub use fault::{Fault, FaultCode, FaultList};
+pub use instance::{
+    instance_header, parse_instance, InstanceHeader, XformInstance, MAX_INSTANCE_NODES,
+};
 pub use json_schema::JSON_SCHEMA_DIALECT;
 pub use parse::parse_definition;
 pub use uic::{normalize_uic, UIC_MAX_LEN, UIC_MIN_LEN};

@@ -63,6 +63,11 @@ impl FormDefinition {
     }
 }
 
+/// Whether the XForm follows this repeat with a count question (see the module docs).
+pub(crate) fn has_count_node(repeat: &Field) -> bool {
+    repeat.field_type == FieldType::Repeat && xpath::repeat_bounds(repeat).is_some()
+}
+
 /// The name of the count question of the repeat `key`.
 pub(crate) fn count_node(key: &str) -> String {
     format!("{COUNT_PREFIX}{key}")
@@ -543,6 +548,46 @@ mod tests {
         let mut out = String::new();
         escape("line\nnext\r", false, &mut out);
         assert_eq!(out, "line\nnext&#13;");
+    }
+
+    fn md5_hex(bytes: &[u8]) -> String {
+        use md5::{Digest, Md5};
+        Md5::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Collect re-downloads a form whenever the md5 in the form list changes: the same
+    /// definition, however it reached us, must give the same bytes.
+    #[test]
+    fn the_same_definition_gives_the_same_bytes_and_md5() {
+        for form in bundled_forms() {
+            let first = form.to_xform();
+            let again = form.clone().to_xform();
+            let reparsed = crate::parse_definition(&serde_json::to_string(&form).unwrap())
+                .unwrap()
+                .to_xform();
+            assert_eq!(first, again, "{}", form.form_id);
+            assert_eq!(first, reparsed, "{}", form.form_id);
+            assert_eq!(md5_hex(first.as_bytes()), md5_hex(reparsed.as_bytes()));
+            // A change of version is a change of bytes.
+            let mut next = form.clone();
+            next.version += 1;
+            assert_ne!(
+                md5_hex(next.to_xform().as_bytes()),
+                md5_hex(first.as_bytes())
+            );
+        }
+        // And across builds and processes: the md5 is the committed snapshot's.
+        let outreach = bundled_forms().remove(0);
+        assert_eq!(outreach.form_id, "outreach_visit");
+        let snapshot = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("snapshots/outreach_visit.v1.xform.xml"),
+        )
+        .unwrap();
+        assert_eq!(md5_hex(outreach.to_xform().as_bytes()), md5_hex(&snapshot));
     }
 
     /// Snapshots each bundled form's XForm in `snapshots/`, so a change Collect would see
