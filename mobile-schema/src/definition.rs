@@ -114,7 +114,9 @@ pub struct Field {
     /// Most characters of a text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
-    /// A regular expression a text must match as a whole (it is anchored for you).
+    /// A regular expression a text must match as a whole (it is anchored for you), in
+    /// the syntax Rust's and Java's engines read alike (ODK Collect checks it too):
+    /// literals, `.`, flat bracket classes, groups, `|`, repetitions, `^` and `$`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     /// The options of a `select_one` or `select_multiple`.

@@ -144,6 +144,25 @@ fn header(doc: &Document<'_>) -> Result<InstanceHeader, Fault> {
 
 /// Reads a submission of `def` into its answers; every fault at once (at most
 /// [`DEFAULT_FAULT_LIMIT`]), sorted by path.
+///
+/// ```
+/// use mobile_schema::{bundled_forms, instance_header, parse_instance};
+///
+/// let xml = "<data id=\"group_session\" version=\"1\"><dh_place>hk_01</dh_place>\
+///     <session_date>2025-07-01</session_date><audience>workers</audience>\
+///     <participants>12</participants><topic>sti</topic><topic_other />\
+///     <meta><instanceID>uuid:0f8e2b1c</instanceID></meta></data>";
+/// let header = instance_header(xml).unwrap();
+/// let def = bundled_forms()
+///     .into_iter()
+///     .find(|f| f.form_id == header.form_id && f.version == header.version)
+///     .unwrap();
+/// let visit = parse_instance(&def, xml).unwrap();
+/// assert_eq!(visit.place.as_deref(), Some("hk_01"));
+/// assert_eq!(visit.answers["participants"], 12);
+/// assert!(visit.answers.get("topic_other").is_none());
+/// assert!(def.validate_answers(&visit.answers).is_ok());
+/// ```
 pub fn parse_instance(def: &FormDefinition, xml: &str) -> Result<XformInstance, Vec<Fault>> {
     let doc = parse_xml(xml).map_err(|fault| vec![fault])?;
     let header = header(&doc).map_err(|fault| vec![fault])?;

@@ -2,6 +2,11 @@
 //! validation with the same semantics as the phone, JSON Schema export so the phone can
 //! check offline, the UIC's normal form, and the program's four bundled forms.
 //!
+//! For ODK Collect, the same definitions as XForms ([`FormDefinition::to_xform`]) and
+//! Collect's submissions read back into the same answers JSON ([`instance_header`] to
+//! pick the definition, then [`parse_instance`]); the server validates those answers
+//! with [`FormDefinition::validate_answers`] like any other.
+//!
 //! This crate is the contract the phone team reads: it depends on no web framework, no
 //! database and no other crate of the workspace (`shared-models` depends on it).
 //!

@@ -357,8 +357,10 @@ fn every_field_type_round_trips() {
          spot=21.0285 105.8542 12.5 4\n\
          household/members=5\nhousehold/members_note=đông\nhousehold/has_kids=false\n\
          visits[1]/on=2025-07-01\nvisits[1]/kind=other\nvisits[1]/other_kind=chợ\nvisits[1]/hours=3\n\
-         visits[1]/items[1]/what=gạo\nvisits[1]/items[1]/picture=rice.jpg\nvisits[1]/items[2]/what=dầu\n\
-         visits[2]/on=2025-07-02\nvisits[2]/kind=home\nvisits[2]/other_kind=never asked\nvisits[2]/hours=4\n"
+         visits[1]/items[1]/what=gạo\nvisits[1]/items[1]/picture=rice.jpg\nvisits[1]/items[1]/why=cần\n\
+         visits[1]/items[2]/what=dầu\n\
+         visits[2]/on=2025-07-02\nvisits[2]/kind=home\nvisits[2]/other_kind=never asked\nvisits[2]/hours=4\n\
+         visits[2]/items[1]/what=nước\nvisits[2]/items[1]/why=never asked\n"
     );
     round_trip(
         &filler,
@@ -375,8 +377,8 @@ fn every_field_type_round_trips() {
             "household": {"members": 5, "members_note": "đông", "has_kids": false},
             "visits": [
                 {"on": "2025-07-01", "kind": "other", "other_kind": "chợ", "hours": 3,
-                 "items": [{"what": "gạo", "picture": "rice.jpg"}, {"what": "dầu"}]},
-                {"on": "2025-07-02", "kind": "home", "hours": 4},
+                 "items": [{"what": "gạo", "picture": "rice.jpg", "why": "cần"}, {"what": "dầu"}]},
+                {"on": "2025-07-02", "kind": "home", "hours": 4, "items": [{"what": "nước"}]},
             ],
         }),
     );

@@ -197,6 +197,9 @@ pub fn every_type_form() -> FormDefinition {
                 {"key": "items", "type": "repeat", "label": label("Đồ dùng", "Items"), "max_count": 2, "fields": [
                     {"key": "what", "type": "text", "label": label("Gì", "What"), "required": true},
                     {"key": "picture", "type": "photo", "label": label("Ảnh", "Picture")},
+                    // From a nested repeat, the `kind` of the entry holding this one.
+                    {"key": "why", "type": "text", "label": label("Vì sao", "Why"),
+                     "show_if": {"field": "kind", "equals": "other"}},
                 ]},
             ]},
         ]),
