@@ -24,6 +24,8 @@
 //! hold at most [`MAX_INSTANCE_NODES`] nodes, and at most [`DEFAULT_FAULT_LIMIT`] faults
 //! are listed.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, FixedOffset};
 use roxmltree::{Document, Node, ParsingOptions};
 use serde_json::{Map, Value};
@@ -229,19 +231,17 @@ impl Reader<'_> {
                 "a group or repeat entry holds fields, not text",
             ));
         }
-        let mut seen: Vec<&str> = Vec::new();
+        // A set, not a list: a hostile object can hold tens of thousands of elements.
+        let mut seen: HashSet<&str> = HashSet::new();
         for child in elements(element) {
             let name = child.tag_name().name();
             let path = join(prefix, name);
             let field = fields.iter().find(|f| f.key == name);
             let repeat = field.is_some_and(|f| f.field_type == FieldType::Repeat);
-            if !repeat {
-                if seen.contains(&name) {
-                    self.faults
-                        .push(malformed(path, "the element appears twice"));
-                    continue;
-                }
-                seen.push(name);
+            if !repeat && !seen.insert(name) {
+                self.faults
+                    .push(malformed(path, "the element appears twice"));
+                continue;
             }
             match field {
                 Some(field) => self.field(field, child, &path, prefix, &mut map),
@@ -720,6 +720,19 @@ mod tests {
             assert_eq!(err[0].code, FaultCode::Malformed);
             assert!(err[0].message.contains("DTD"), "{err:?}");
         }
+    }
+
+    #[test]
+    fn many_unknown_elements_are_read_in_linear_time() {
+        // Just under the node limit, all in one object: a quadratic duplicate check
+        // would take minutes here.
+        let junk: String = (0..(MAX_INSTANCE_NODES as usize / 2 - 20))
+            .map(|i| format!("<junk_{i}/>"))
+            .collect();
+        let started = std::time::Instant::now();
+        let err = parse_instance(&definition(), &instance(&junk)).unwrap_err();
+        assert_eq!(err.len(), DEFAULT_FAULT_LIMIT);
+        assert!(started.elapsed().as_secs() < 3, "{:?}", started.elapsed());
     }
 
     #[test]
