@@ -50,7 +50,15 @@ impl FormDefinition {
     /// This definition as an ODK XForm 1.0 document, byte for byte the same for the same
     /// definition.
     pub fn to_xform(&self) -> String {
-        let mut form = XForm::default();
+        // Each part is written at the depth it lands at in the document (html, head,
+        // model, instance, data: the instance's nodes sit 5 deep), so splicing it in is
+        // a plain append and a value with a line break is kept byte for byte.
+        let mut form = XForm {
+            instance: Xml::at(5),
+            binds: Xml::at(3),
+            body: Xml::at(2),
+            ..XForm::default()
+        };
         form.place();
         let root = format!("/{INSTANCE_ROOT}");
         let mut levels = vec![Level {
@@ -502,14 +510,16 @@ impl Xml {
         self.out.push_str(">\n");
     }
 
-    /// Appends `part`, written from depth 0, at the current depth.
-    fn splice(&mut self, part: &Xml) {
-        let pad = "  ".repeat(self.depth);
-        for line in part.out.lines() {
-            self.out.push_str(&pad);
-            self.out.push_str(line);
-            self.out.push('\n');
+    fn at(depth: usize) -> Self {
+        Xml {
+            out: String::new(),
+            depth,
         }
+    }
+
+    /// Appends `part`, which was written at the depth it lands at.
+    fn splice(&mut self, part: &Xml) {
+        self.out.push_str(&part.out);
     }
 }
 
@@ -548,6 +558,43 @@ mod tests {
         let mut out = String::new();
         escape("line\nnext\r", false, &mut out);
         assert_eq!(out, "line\nnext&#13;");
+    }
+
+    #[test]
+    fn odd_text_stays_exact_and_the_document_well_formed() {
+        let odd = "a \"quoted\" <tag> & 'apostrophe'\nsecond line";
+        let def: FormDefinition = serde_json::from_value(serde_json::json!({
+            "form_id": "odd_text",
+            "version": 1,
+            "kind": "group_session",
+            "title": {"vi": odd, "en": "Odd"},
+            "roles": ["volunteer"],
+            "fields": [
+                {"key": "pick", "type": "select_one", "label": {"vi": odd, "en": odd},
+                 "choices": [{"value": odd, "label": {"vi": odd, "en": odd}}]},
+                {"key": "why", "type": "text", "label": {"vi": "x", "en": "x"},
+                 "show_if": {"field": "pick", "equals": odd}},
+            ],
+        }))
+        .unwrap();
+        let xml = def.to_xform();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let text_of = |name: &str| -> Vec<String> {
+            doc.descendants()
+                .filter(|n| n.has_tag_name(name))
+                .filter_map(|n| n.text().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(text_of("title"), [format!("{odd} / Odd")]);
+        assert!(text_of("value").iter().filter(|v| *v == odd).count() >= 3);
+        let relevant = doc
+            .descendants()
+            .find_map(|n| n.attribute("relevant"))
+            .unwrap();
+        assert_eq!(
+            relevant,
+            "/data/pick = concat('a \"quoted\" <tag> & ', \"'\", 'apostrophe', \"'\", '\nsecond line')"
+        );
     }
 
     fn md5_hex(bytes: &[u8]) -> String {
