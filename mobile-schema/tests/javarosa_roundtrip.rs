@@ -352,7 +352,8 @@ fn every_field_type_round_trips() {
     let answers = format!(
         "{EVERY_HEAD}\
          intro=a note takes no answer\n\
-         code=CD-123\ncomment=😀😀😀😀😀\nratio=0.25\nmet_at=2025-07-14T09:30:00+07:00\n\
+         code=CD-123\ncomment=😀😀😀😀😀\nratio=0.25\nquarter_note=¼\nmet_at=2025-07-14T09:30:00+07:00\n\
+         same_day=có\n\
          place_kind=bar's\nbar_note=quán \"Hà\"\nsupport=counselling loan\nslip=slip.jpg\n\
          spot=21.0285 105.8542 12.5 4\n\
          household/members=5\nhousehold/members_note=đông\nhousehold/has_kids=false\n\
@@ -369,8 +370,8 @@ fn every_field_type_round_trips() {
         &[],
         json!({
             "name": "Lê Lan", "code": "CD-123", "comment": "😀😀😀😀😀", "age": 65, "ratio": 0.25,
-            "consent": true, "visit_date": "2025-07-14",
-            "met_at": "2025-07-14T09:30:00.000+07:00",
+            "quarter_note": "¼", "consent": true, "visit_date": "2025-07-14",
+            "met_at": "2025-07-14T09:30:00.000+07:00", "same_day": "có",
             "place_kind": "bar's", "bar_note": "quán \"Hà\"", "support": ["counselling", "loan"],
             "person_uic": "Nguyễn Văn 1985 M", "slip": "slip.jpg",
             "spot": {"lat": 21.0285, "lon": 105.8542},
@@ -385,15 +386,18 @@ fn every_field_type_round_trips() {
 
     // The least the form takes: hidden fields absent, an empty group an object, and a
     // show_if from inside a repeat on a field outside it (age 30: no hours asked).
-    let least = EVERY_HEAD.replace("age=65", "age=30")
-        + "visits[1]/on=2025-07-01\nvisits[1]/hours=9\nvisits[2]/on=2025-07-02\n";
+    let least = EVERY_HEAD
+        .replace("age=65", "age=30")
+        .replace("visit_date=2025-07-14", "visit_date=2025-07-15")
+        + "same_day=x\nquarter_note=x\n\
+           visits[1]/on=2025-07-01\nvisits[1]/hours=9\nvisits[2]/on=2025-07-02\n";
     round_trip(
         &filler,
         &def,
         &least,
         &["--lang", "English (en)"],
         json!({
-            "name": "Lê Lan", "age": 30, "consent": true, "visit_date": "2025-07-14",
+            "name": "Lê Lan", "age": 30, "consent": true, "visit_date": "2025-07-15",
             "person_uic": "Nguyễn Văn 1985 M", "household": {},
             "visits": [{"on": "2025-07-01"}, {"on": "2025-07-02"}],
         }),
