@@ -1,3 +1,47 @@
+/*
+ * Filler.java: a headless stand-in for ODK Collect, for Đồng Hành's tests (mobile-schema's
+ * JavaRosa round trips, the server's end-to-end OpenRosa test). It loads an XForm with JavaRosa (the engine inside Collect), walks it with FormEntryController the way
+ * Collect does (non-relevant questions are skipped, each answer is checked against its
+ * constraint as it is given), finalizes it like Collect's "Finalize" (FormDef.validate:
+ * every relevant question again, required and constraints; then the end timestamp), and
+ * writes the submission XML Collect would upload as xml_submission_file.
+ *
+ * Build and run against the JavaRosa bundled in ODK Validate:
+ *   javac -cp ODK_Validate.jar -d OUT Filler.java
+ *   java -cp ODK_Validate.jar:OUT Filler FORM.xml ANSWERS.txt [-o OUT.xml] [--media DIR]
+ *        [--deprecated-id uuid:OLD] [--lang "English (en)"] [--all]
+ *
+ *   -o OUT.xml         where the submission goes (default: standard output)
+ *   --media DIR        the form's media directory: jr://file-csv/NAME, jr://file/NAME,
+ *                      jr://images/NAME ... resolve to DIR/NAME (Đồng Hành's forms need
+ *                      DIR/places.csv). Default: FORM-media/ next to the form, if present.
+ *                      A missing file silently becomes an empty secondary instance.
+ *   --deprecated-id ID an edit of submission ID, as Collect makes it: meta/deprecatedID
+ *                      = ID appended to meta, and a fresh meta/instanceID
+ *   --lang NAME        the itext language for the walk log and messages (a translation's
+ *                      lang attribute, e.g. "English (en)"); default: the form's default
+ *   --all              also serialize non-relevant nodes (Collect's local instance.xml,
+ *                      not what it submits)
+ * Times (jr:preload timestamps, dateTime answers) use the JVM's time zone: pass
+ * -Duser.timezone=Asia/Ho_Chi_Minh to get what a phone in Hanoi writes (+07:00).
+ *
+ * ANSWERS, one per line ('#' starts a comment line, blank lines are skipped):
+ *   /data/visit_date=2025-07-14      absolute path (root name included) ...
+ *   visit_date=2025-07-14            ... or relative to the root
+ *   contacts[2]/uic=ABC123           repeat entries are 1-based, like XPath; [1] is implied
+ *   contacts[1]/referrals=prep other select_multiple: space-separated choice values
+ *   photos[1]/photo=slip.jpg         a photo: the file name Collect would attach
+ *   /data/contacts@count=3           optional: how many entries to add to a repeat
+ * A repeat entry N is added (newRepeat, as the worker would) when an answer names a path
+ * inside it or N <= its @count. Answers for read-only questions are ignored; answers for
+ * questions that are never reached (not relevant) are reported on standard error.
+ *
+ * Exit status: 0 the submission was written; 2 a value was refused (constraint, not a
+ * choice, unparseable) or finalizing failed (a required question unanswered, a
+ * constraint violated), with "ERROR: ..." and the form's own message on standard error;
+ * 64 bad usage. The walk log goes to standard error.
+ */
+
 import org.javarosa.core.model.Constants;
 import org.javarosa.core.model.FormDef;
 import org.javarosa.core.model.FormIndex;
@@ -42,49 +86,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
-/**
- * Filler: a headless stand-in for ODK Collect, for Đồng Hành's tests. It loads an XForm
- * with JavaRosa (the engine inside Collect), walks it with FormEntryController the way
- * Collect does (non-relevant questions are skipped, each answer is checked against its
- * constraint as it is given), finalizes it like Collect's "Finalize" (FormDef.validate:
- * every relevant question again, required and constraints; then the end timestamp), and
- * writes the submission XML Collect would upload as xml_submission_file.
- *
- * Build and run against the JavaRosa bundled in ODK Validate:
- *   javac -cp ODK_Validate.jar -d OUT Filler.java
- *   java -cp ODK_Validate.jar:OUT Filler FORM.xml ANSWERS.txt [-o OUT.xml] [--media DIR]
- *        [--deprecated-id uuid:OLD] [--lang "English (en)"] [--all]
- *
- *   -o OUT.xml         where the submission goes (default: standard output)
- *   --media DIR        the form's media directory: jr://file-csv/NAME, jr://file/NAME,
- *                      jr://images/NAME ... resolve to DIR/NAME (Đồng Hành's forms need
- *                      DIR/places.csv). Default: FORM-media/ next to the form, if present.
- *                      A missing file silently becomes an empty secondary instance.
- *   --deprecated-id ID an edit of submission ID, as Collect makes it: meta/deprecatedID
- *                      = ID appended to meta, and a fresh meta/instanceID
- *   --lang NAME        the itext language for the walk log and messages (a translation's
- *                      lang attribute, e.g. "English (en)"); default: the form's default
- *   --all              also serialize non-relevant nodes (Collect's local instance.xml,
- *                      not what it submits)
- * Times (jr:preload timestamps, dateTime answers) use the JVM's time zone: pass
- * -Duser.timezone=Asia/Ho_Chi_Minh to get what a phone in Hanoi writes (+07:00).
- *
- * ANSWERS, one per line ('#' starts a comment line, blank lines are skipped):
- *   /data/visit_date=2025-07-14      absolute path (root name included) ...
- *   visit_date=2025-07-14            ... or relative to the root
- *   contacts[2]/uic=ABC123           repeat entries are 1-based, like XPath; [1] is implied
- *   contacts[1]/referrals=prep other select_multiple: space-separated choice values
- *   photos[1]/photo=slip.jpg         a photo: the file name Collect would attach
- *   /data/contacts@count=3           optional: how many entries to add to a repeat
- * A repeat entry N is added (newRepeat, as the worker would) when an answer names a path
- * inside it or N <= its @count. Answers for read-only questions are ignored; answers for
- * questions that are never reached (not relevant) are reported on standard error.
- *
- * Exit status: 0 the submission was written; 2 a value was refused (constraint, not a
- * choice, unparseable) or finalizing failed (a required question unanswered, a
- * constraint violated), with "ERROR: ..." and the form's own message on standard error;
- * 64 bad usage. The walk log goes to standard error.
- */
+/** A headless ODK Collect for tests: see the comment at the top of this file. */
 public class Filler {
 
     static final PrintStream log = System.err;
