@@ -124,7 +124,7 @@ apt_install() {
 
 # The tools the tests drive, pinned; the virtualenv is named by this list, so changing a
 # version makes a new one beside the old.
-PY_TOOLS="schemathesis==4.32.5"
+PY_TOOLS="schemathesis==4.32.5 pyxform==4.5.0"
 
 # ensure_python_tools: sets PY_VENV to a virtualenv in the cache holding PY_TOOLS,
 # creating it on first use (python3 from the machine; Debian's python3-venv if needed).
@@ -143,6 +143,18 @@ ensure_python_tools() {
   "$PY_VENV/bin/pip" install -q --disable-pip-version-check $PY_TOOLS \
     || { log "pip install failed"; exit 1; }
   touch "$PY_VENV/.complete"
+}
+
+# ODK Validate (JavaRosa, the engine inside ODK Collect) as shipped in pyxform's wheel.
+odk_validate_jar() {
+  ls "$PY_VENV"/lib/python3*/site-packages/pyxform/validators/odk_validate/bin/ODK_Validate.jar 2>/dev/null | head -n 1
+}
+
+# ensure_java: java and javac on PATH (Debian's OpenJDK 17 if either is missing).
+ensure_java() {
+  if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+    apt_install openjdk-17-jdk-headless
+  fi
 }
 
 # --- PostgreSQL --------------------------------------------------------------------

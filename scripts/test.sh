@@ -21,6 +21,9 @@ source "$ROOT/scripts/services.sh"
 ensure_postgres
 ensure_garage
 ensure_python_tools
+ensure_java
+ODK_VALIDATE_JAR="$(odk_validate_jar)"
+[ -f "$ODK_VALIDATE_JAR" ] || { log "ODK_Validate.jar not found in $PY_VENV"; exit 1; }
 
 # --- throwaway services ----------------------------------------------------
 TMP="$(mktemp -d -t donghanh-test.XXXXXX)"
@@ -52,6 +55,7 @@ export DONGHANH_TEST_S3_ACCESS_KEY_ID="$S3_KEY_ID"
 export DONGHANH_TEST_S3_SECRET_ACCESS_KEY="$S3_SECRET"
 export DONGHANH_TEST_GARAGE_BIN="$GARAGE"
 export DONGHANH_TEST_SCHEMATHESIS="$PY_VENV/bin/schemathesis"
+export DONGHANH_TEST_ODK_VALIDATE_JAR="$ODK_VALIDATE_JAR"
 export DONGHANH_TEST_REQUIRE_SERVICES=1
 
 cd "$ROOT"

@@ -12,6 +12,7 @@ mod m20261123_000003_photos;
 mod m20261123_000004_review_reports;
 mod m20261123_000005_report_cells;
 mod m20261202_000006_login_failures_by_time;
+mod m20261202_000007_devices_odk;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_review_reports::Migration),
             Box::new(m20261123_000005_report_cells::Migration),
             Box::new(m20261202_000006_login_failures_by_time::Migration),
+            Box::new(m20261202_000007_devices_odk::Migration),
         ]
     }
 }
@@ -58,4 +60,7 @@ pub const TABLES: &[&str] = &[
     "stock_movements",
     "report_cells",
     "report_state",
+    "devices",
+    "odk_instances",
+    "odk_files",
 ];

@@ -64,10 +64,19 @@ pub struct Config {
     /// (`TRUST_PROXY_HEADERS`, default `false`; never set it without a proxy that
     /// overwrites those headers).
     pub trust_proxy_headers: bool,
+    /// The address phones and browsers reach this server at (`PUBLIC_URL`, e.g.
+    /// `https://donghanh.example.vn`); it goes into the OpenRosa addresses of enrolled
+    /// phones. Unset: taken from each request's `Host` (and, with
+    /// `TRUST_PROXY_HEADERS`, `X-Forwarded-Proto`).
+    pub public_url: Option<String>,
     /// Largest JSON body accepted (`JSON_BODY_LIMIT_BYTES`, default 1 MiB).
     pub json_body_limit: usize,
     /// Largest photo accepted (`PHOTO_BODY_LIMIT_BYTES`, default 15 MB).
     pub photo_body_limit: usize,
+    /// Largest ODK Collect submission POST (XML and photos); Collect splits a larger one
+    /// over several POSTs (`ODK_MAX_SUBMISSION_BYTES`, default 100000000, what it is told
+    /// as `X-OpenRosa-Accept-Content-Length`).
+    pub odk_max_submission_bytes: usize,
     /// Most faults listed in one 422 answer; the others are only counted
     /// (`MAX_FAULTS`, default 100).
     pub max_faults: usize,
@@ -355,6 +364,23 @@ impl Config {
                 var("TRUST_PROXY_HEADERS"),
                 false,
             )?,
+            public_url: match var("PUBLIC_URL") {
+                None => None,
+                Some(url) => {
+                    let url = url.trim().trim_end_matches('/').to_string();
+                    let host = url
+                        .strip_prefix("https://")
+                        .or_else(|| url.strip_prefix("http://"))
+                        .unwrap_or_default();
+                    if host.is_empty() || url.contains(['?', '#', ' ']) {
+                        return Err(fault(
+                            "PUBLIC_URL",
+                            "expected http(s)://host[:port][/path], e.g. https://donghanh.example.vn",
+                        ));
+                    }
+                    Some(url)
+                }
+            },
             json_body_limit: parse_num(
                 "JSON_BODY_LIMIT_BYTES",
                 var("JSON_BODY_LIMIT_BYTES"),
@@ -366,6 +392,12 @@ impl Config {
                 var("PHOTO_BODY_LIMIT_BYTES"),
                 15_000_000,
                 1024..=1024 * 1024 * 1024,
+            )? as usize,
+            odk_max_submission_bytes: parse_num(
+                "ODK_MAX_SUBMISSION_BYTES",
+                var("ODK_MAX_SUBMISSION_BYTES"),
+                100_000_000,
+                1_000_000..=1_000_000_000,
             )? as usize,
             max_faults: parse_num("MAX_FAULTS", var("MAX_FAULTS"), 100, 1..=10_000)? as usize,
             login_max_failures: parse_num(
@@ -447,8 +479,10 @@ impl Config {
             request_timeout: Duration::from_secs(300),
             max_connections: 1024,
             trust_proxy_headers: false,
+            public_url: None,
             json_body_limit: 1024 * 1024,
             photo_body_limit: 15_000_000,
+            odk_max_submission_bytes: 100_000_000,
             max_faults: 100,
             login_max_failures: 5,
             login_window: Duration::from_secs(900),
@@ -623,6 +657,7 @@ mod tests {
             (&[("BLOB_STORE", "ftp")], "BLOB_STORE"),
             (&[("BLOB_STORE", "s3")], "S3_BUCKET"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("PUBLIC_URL", "donghanh.example.vn")], "PUBLIC_URL"),
             (
                 &[("ACCESS_TOKEN_TTL_SECS", "soon")],
                 "ACCESS_TOKEN_TTL_SECS",

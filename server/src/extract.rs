@@ -400,6 +400,47 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// The public origin of this server as the caller reached it (`https://host[:port]`,
+/// with any path of `PUBLIC_URL`), for addresses the server hands out: `PUBLIC_URL`
+/// when set; else the request's `Host`, over `https` only when a trusted proxy says so
+/// in `X-Forwarded-Proto`.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin(pub String);
+
+impl FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(url) = &state.config.public_url {
+            return Ok(RequestOrigin(url.clone()));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            })
+            .ok_or_else(|| {
+                ApiError::bad_param("Host", "invalid", "a valid Host header is needed here")
+            })?;
+        let https = state.config.trust_proxy_headers
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        let scheme = if https { "https" } else { "http" };
+        Ok(RequestOrigin(format!("{scheme}://{host}")))
+    }
+}
+
 /// An IPv4 address as it is; an IPv6 address with its interface half zeroed.
 fn subscriber_block(ip: IpAddr) -> IpAddr {
     match ip {

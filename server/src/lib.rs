@@ -39,7 +39,7 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let json_limit = state.config.json_body_limit;
     let request_timeout = state.config.request_timeout;
-    routes::router()
+    routes::router(&state)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json_limit))

@@ -22,6 +22,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// The bounded argon2id pool every password hash and check goes through.
     pub passwords: Arc<PasswordHasher>,
+    /// XForms generated from the published form versions (pure functions of them).
+    pub xforms: Arc<crate::services::odk::XformCache>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             config: Arc::new(config),
             tokens: Arc::new(tokens),
             passwords: Arc::new(passwords),
+            xforms: Arc::default(),
         })
     }
 }

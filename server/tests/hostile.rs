@@ -20,38 +20,10 @@ const MIB: u64 = 1024 * 1024;
 /// Đống Đa's id and a peer educator there, logged in.
 async fn peer_educator(server: &Server) -> (String, String) {
     let admin = login(server, "admin", &server.admin_password).await;
-    let units: Value = client()
-        .get(server.url("/api/v1/org-units?limit=200"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("org units")
-        .json()
-        .await
-        .expect("json");
-    let dong_da = units["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|u| u["code"] == "006"))
-        .map(|u| u["id"].as_str().unwrap_or_default().to_string())
-        .expect("Đống Đa");
     let password = "peer-password-123";
-    let res = client()
-        .post(server.url("/api/v1/users"))
-        .bearer_auth(&admin)
-        .json(&json!({
-            "username": "peer.dongda", "password": password,
-            "role": "peer_educator", "org_unit_id": dong_da,
-        }))
-        .send()
-        .await
-        .expect("create user");
-    assert_eq!(
-        res.status(),
-        201,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    (dong_da, login(server, "peer.dongda", password).await)
+    let user = common::peer_educator(server, &admin, "006", "peer.dongda", password).await;
+    let unit = user["org_unit_id"].as_str().expect("unit").to_string();
+    (unit, login(server, "peer.dongda", password).await)
 }
 
 #[tokio::test]

@@ -125,3 +125,54 @@ pub fn validate_username(name: &str) -> Result<(), validator::ValidationError> {
         Err(e)
     }
 }
+
+/// `POST /api/v1/users/{id}/devices`: enrol a phone for a field worker.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceIn {
+    /// What the supervisor calls the phone ("Lan's Samsung"); never a person's full name.
+    #[validate(length(min = 1, max = 100))]
+    pub label: Option<String>,
+}
+
+/// An enrolled phone, as its worker's supervisor sees it (no secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceOut {
+    /// Also the `device_id` its sessions are bound to, and the one to revoke.
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last time the phone used the OpenRosa address or its sign-in code.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// What an enrolment answers, once: the secrets in it are not stored and cannot be
+/// shown again (enrol a new phone if they are lost).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceEnrolmentOut {
+    #[serde(flatten)]
+    pub device: DeviceOut,
+    /// The OpenRosa server address for ODK Collect; it carries the device's token.
+    pub odk_server_url: String,
+    /// ODK Collect's settings (server address, project, username, Vietnamese).
+    #[schema(value_type = Object)]
+    pub odk_settings: serde_json::Value,
+    /// Those settings as Collect's "scan QR code" reads them: zlib-compressed JSON,
+    /// base64, drawn as a QR code in a PNG (itself base64 here).
+    pub odk_settings_qr_png: String,
+    /// The same payload as text (what the QR code holds).
+    pub odk_settings_payload: String,
+    /// A one-time code the JSON app exchanges for tokens (`POST /api/v1/auth/enrol`).
+    pub sign_in_code: String,
+    pub sign_in_code_expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/auth/enrol`: exchange a phone's one-time sign-in code for tokens.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolIn {
+    #[validate(length(min = 1, max = 64))]
+    pub code: String,
+}

@@ -59,6 +59,34 @@ impl ReviewStatus {
     }
 }
 
+/// Which front end a submission came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionSource {
+    /// The JSON API (`POST /api/v1/submissions`).
+    App,
+    /// ODK Collect, through OpenRosa.
+    OdkCollect,
+}
+
+impl SubmissionSource {
+    /// Every source.
+    pub const ALL: [SubmissionSource; 2] = [SubmissionSource::App, SubmissionSource::OdkCollect];
+
+    /// The stable name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionSource::App => "app",
+            SubmissionSource::OdkCollect => "odk_collect",
+        }
+    }
+
+    /// Parses the stable name.
+    pub fn parse(s: &str) -> Option<SubmissionSource> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 /// Where a referral stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -278,6 +306,8 @@ pub struct SubmissionSummaryOut {
     /// Server time of receipt.
     pub received_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The front end its latest revision came through.
+    pub source: SubmissionSource,
 }
 
 /// A submission in full: answers (client codes replaced by their keyed hash), the

@@ -455,7 +455,7 @@ async fn returning_clients_are_recognised_across_spellings(app: TestApp) {
 
 /// Every byte the database holds, as text: PostgreSQL rows cast to text, or the SQLite
 /// file and its write-ahead log read raw (freed pages included).
-async fn dump_database(app: &TestApp) -> String {
+pub async fn dump_database(app: &TestApp) -> String {
     let db = &app.state.db;
     if app.state.config.database_url.is_postgres() {
         let mut out = String::new();

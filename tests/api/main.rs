@@ -10,6 +10,7 @@ mod garage;
 mod health;
 mod intake;
 mod migrations;
+mod odk;
 mod org_units;
 mod photos;
 mod reading;

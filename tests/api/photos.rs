@@ -73,7 +73,7 @@ fn exif_gps_segment() -> Vec<u8> {
 }
 
 /// The JPEG with the GPS segment right after its start-of-image marker.
-fn with_gps(jpeg: &[u8]) -> Vec<u8> {
+pub fn with_gps(jpeg: &[u8]) -> Vec<u8> {
     let mut out = jpeg[..2].to_vec();
     out.extend_from_slice(&exif_gps_segment());
     out.extend_from_slice(&jpeg[2..]);

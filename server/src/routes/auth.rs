@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use shared_models::{LoginIn, MeOut, Problem, RefreshIn, TokenPairOut};
+use shared_models::{EnrolIn, LoginIn, MeOut, Problem, RefreshIn, TokenPairOut};
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::extract::{ClientAddr, ValidatedJson};
-use crate::services::{accounts, sessions};
+use crate::services::{accounts, devices, sessions};
 use crate::state::AppState;
 
 /// Exchanges a username and password for an access token and a refresh token.
@@ -26,6 +26,24 @@ pub async fn post_login(
     ValidatedJson(input): ValidatedJson<LoginIn>,
 ) -> ApiResult<Json<TokenPairOut>> {
     Ok(Json(sessions::login(&state, input, addr).await?))
+}
+
+/// Exchanges an enrolled phone's one-time sign-in code for tokens bound to that phone.
+#[utoipa::path(post, path = "/api/v1/auth/enrol", tag = "auth", request_body = EnrolIn,
+    responses(
+        (status = 200, description = "signed in", body = TokenPairOut),
+        (status = 401, description = "unknown, expired, used or revoked code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many failed attempts from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn post_enrol(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ValidatedJson(input): ValidatedJson<EnrolIn>,
+) -> ApiResult<Json<TokenPairOut>> {
+    let now = chrono::Utc::now();
+    Ok(Json(
+        devices::sign_in(&state, &input.code, addr, now).await?,
+    ))
 }
 
 /// Spends a refresh token for a new pair; a token presented twice revokes its session.
@@ -69,6 +87,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/login", post(post_login))
         .route("/api/v1/auth/refresh", post(post_refresh))
+        .route("/api/v1/auth/enrol", post(post_enrol))
         .route("/api/v1/auth/logout", post(post_logout))
         .route("/api/v1/me", get(get_me))
 }

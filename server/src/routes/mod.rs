@@ -7,6 +7,7 @@ pub mod forms;
 pub mod health;
 pub mod hotspots;
 pub mod openapi;
+pub mod openrosa;
 pub mod org_units;
 pub mod photos;
 pub mod referrals;
@@ -21,9 +22,10 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route of the API.
-pub fn router() -> Router<AppState> {
+/// Every route of the API, and OpenRosa's for ODK Collect.
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
+        .merge(openrosa::router(state))
         .merge(health::router())
         .merge(openapi::router())
         .merge(auth::router())

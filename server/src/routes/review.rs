@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::{Admin, Principal, Supervisor};
 use crate::error::ApiResult;
 use crate::extract::{Path, Query, ValidatedJson};
-use crate::services::review;
+use crate::services::{review, submissions};
 use crate::state::AppState;
 
 /// A reviewer's decision: `approve`, `reject` or `request_changes` (the last two need a comment).
@@ -103,7 +103,9 @@ pub async fn revise_submission(
     Path(id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<SubmissionIn>,
 ) -> ApiResult<Json<SubmissionOut>> {
-    Ok(Json(review::revise(&state, &p, id, input).await?))
+    Ok(Json(
+        review::revise(&state, &p, id, input, submissions::Origin::App).await?,
+    ))
 }
 
 /// Earlier revisions of a submission, oldest first (the read is audited).

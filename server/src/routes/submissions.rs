@@ -32,7 +32,7 @@ pub async fn create_submission(
     p: Principal,
     ValidatedJson(input): ValidatedJson<SubmissionIn>,
 ) -> ApiResult<(StatusCode, Json<SubmissionOut>)> {
-    let (out, created) = submissions::submit(&state, &p, input).await?;
+    let (out, created) = submissions::submit(&state, &p, input, submissions::Origin::App).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -4,13 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use shared_models::{Page, Problem, UserFilter, UserIn, UserOut, UserPatch};
+use shared_models::{
+    DeviceEnrolmentOut, DeviceIn, DeviceOut, Page, Problem, UserFilter, UserIn, UserOut, UserPatch,
+};
 use uuid::Uuid;
 
 use crate::auth::Supervisor;
 use crate::error::ApiResult;
-use crate::extract::{Path, Query, ValidatedJson};
-use crate::services::accounts;
+use crate::extract::{Path, Query, RequestOrigin, ValidatedJson};
+use crate::services::{accounts, devices};
 use crate::state::AppState;
 
 /// Users in the caller's subtree.
@@ -98,10 +100,53 @@ pub async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Enrols a phone for a field worker: the ODK Collect address and settings (with their
+/// QR code) and a one-time sign-in code for the JSON app. The secrets are shown once.
+#[utoipa::path(post, path = "/api/v1/users/{id}/devices", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the field worker's user id")),
+    request_body = DeviceIn,
+    responses(
+        (status = 201, description = "enrolled; the token and code are not shown again", body = DeviceEnrolmentOut),
+        (status = 403, description = "only supervisors and admins enrol phones", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "absent or outside the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "not a field worker, deactivated, or an invalid body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn enrol_device(
+    State(state): State<AppState>,
+    Supervisor(p): Supervisor,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<Uuid>,
+    ValidatedJson(input): ValidatedJson<DeviceIn>,
+) -> ApiResult<(StatusCode, Json<DeviceEnrolmentOut>)> {
+    let out = devices::enrol(&state, &p, id, input, &origin).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The enrolled phones of a field worker, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{id}/devices", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the field worker's user id")),
+    responses(
+        (status = 200, description = "the phones", body = Vec<DeviceOut>),
+        (status = 403, description = "only supervisors and admins", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "absent or outside the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "not a field worker", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_devices(
+    State(state): State<AppState>,
+    Supervisor(p): Supervisor,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Vec<DeviceOut>>> {
+    Ok(Json(devices::list(&state, &p, id).await?))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{id}", get(get_user).patch(update_user))
+        .route(
+            "/api/v1/users/{id}/devices",
+            get(list_devices).post(enrol_device),
+        )
         .route(
             "/api/v1/users/{id}/devices/{device_id}",
             delete(revoke_device),

@@ -53,7 +53,7 @@ pub async fn me(state: &AppState, p: &Principal) -> ApiResult<MeOut> {
 }
 
 /// Loads a user inside the caller's scope; 404 when absent or outside it.
-async fn scoped_user<C: ConnectionTrait>(
+pub(crate) async fn scoped_user<C: ConnectionTrait>(
     db: &C,
     scope: &Scope,
     id: Uuid,
@@ -95,7 +95,7 @@ async fn check_team<C: ConnectionTrait>(
     }
 }
 
-fn check_may_manage_role(actor: &Principal, role: Role) -> ApiResult<()> {
+pub(crate) fn check_may_manage_role(actor: &Principal, role: Role) -> ApiResult<()> {
     if actor.role == Role::Admin || role.is_field() {
         Ok(())
     } else {
@@ -316,13 +316,15 @@ pub async fn revoke_device(
     }
     let txn = state.db.begin().await?;
     let revoked = sessions::revoke_user_tokens(&txn, user.id, Some(device_id)).await?;
+    // An enrolled phone also loses its OpenRosa address and sign-in code.
+    let enrolled = crate::services::devices::revoke(&txn, user.id, device_id).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
         "user.revoke_device",
         "user",
         Some(user.id.to_string()),
-        json!({ "device_id": device_id, "sessions_revoked": revoked }),
+        json!({ "device_id": device_id, "sessions_revoked": revoked, "enrolled_device_revoked": enrolled }),
     )
     .await?;
     txn.commit().await?;

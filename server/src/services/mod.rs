@@ -3,8 +3,10 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod devices;
 pub mod forms;
 pub mod hotspots;
+pub mod odk;
 pub mod org_units;
 pub mod photos;
 pub mod referrals;

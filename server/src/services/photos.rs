@@ -127,16 +127,39 @@ impl Spool {
     }
 }
 
-/// What the spooling of a body found.
-struct Spooled {
+/// A photo spooled to a temporary file: its kind (by its magic bytes) and the SHA-256
+/// of the bytes as received.
+pub struct Spooled {
     spool: Spool,
-    kind: ImageKind,
-    sha256: String,
+    pub kind: ImageKind,
+    pub sha256: String,
 }
 
 /// Streams the body to a temporary file, hashing as it goes; stops at the first sign
 /// the body is refused (not an image of the declared type, or over the limit).
 async fn spool_body(state: &AppState, declared: ImageKind, body: Body) -> ApiResult<Spooled> {
+    let mut stream = body.into_data_stream();
+    match spool_stream(state, Some(declared), &mut stream).await {
+        Err(ApiError::PayloadTooLarge) => {
+            crate::extract::drain(stream, DRAIN_CAP).await;
+            Err(ApiError::PayloadTooLarge)
+        }
+        other => other,
+    }
+}
+
+/// Streams a photo to a temporary file, hashing as it goes; refuses it at the first
+/// sign it is not an image (of the `declared` kind, when one is declared) or past the
+/// photo size limit (413, the rest of the stream left unread).
+pub(crate) async fn spool_stream<S, E>(
+    state: &AppState,
+    declared: Option<ImageKind>,
+    stream: &mut S,
+) -> ApiResult<Spooled>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let spool = Spool::new(&state.config.data_dir.join("tmp"))?;
     let std_file = spool
         .file
@@ -144,7 +167,7 @@ async fn spool_body(state: &AppState, declared: ImageKind, body: Body) -> ApiRes
         .map_err(|e| ApiError::Internal(e.into()))?;
     let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(std_file));
     let limit = state.config.photo_body_limit;
-    let mut stream = body.into_data_stream();
+    let mut kind = declared;
     let mut hasher = Sha256::new();
     let mut size = 0usize;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
@@ -159,7 +182,6 @@ async fn spool_body(state: &AppState, declared: ImageKind, body: Body) -> ApiRes
         })?;
         size += chunk.len();
         if size > limit {
-            crate::extract::drain(stream, DRAIN_CAP).await;
             return Err(ApiError::PayloadTooLarge);
         }
         if !sniffed {
@@ -167,7 +189,7 @@ async fn spool_body(state: &AppState, declared: ImageKind, body: Body) -> ApiRes
             head.extend_from_slice(&chunk[..need.min(chunk.len())]);
             if head.len() >= SNIFF_LEN {
                 sniffed = true;
-                check_kind(declared, &head)?;
+                kind = Some(check_kind(kind, &head)?);
             }
         }
         hasher.update(&chunk);
@@ -175,28 +197,31 @@ async fn spool_body(state: &AppState, declared: ImageKind, body: Body) -> ApiRes
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    if !sniffed {
-        check_kind(declared, &head)?;
-    }
+    let kind = match (sniffed, kind) {
+        (true, Some(kind)) => kind,
+        _ => check_kind(kind, &head)?,
+    };
     out.flush()
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Spooled {
         spool,
-        kind: declared,
+        kind,
         sha256: hex::encode(hasher.finalize()),
     })
 }
 
-fn check_kind(declared: ImageKind, head: &[u8]) -> ApiResult<()> {
-    match ImageKind::sniff(head) {
-        Some(kind) if kind == declared => Ok(()),
-        Some(kind) => Err(ApiError::UnsupportedMediaType(format!(
+/// The kind the first bytes show, if it is an image (of the declared kind, if any).
+fn check_kind(declared: Option<ImageKind>, head: &[u8]) -> ApiResult<ImageKind> {
+    match (ImageKind::sniff(head), declared) {
+        (Some(kind), None) => Ok(kind),
+        (Some(kind), Some(declared)) if kind == declared => Ok(kind),
+        (Some(kind), Some(declared)) => Err(ApiError::UnsupportedMediaType(format!(
             "the bytes are {}, not {}",
             kind.content_type(),
             declared.content_type()
         ))),
-        None => Err(ApiError::UnsupportedMediaType(
+        (None, _) => Err(ApiError::UnsupportedMediaType(
             "the bytes are not a JPEG, PNG, WebP or HEIC image".into(),
         )),
     }
@@ -302,28 +327,43 @@ pub async fn upload(
             "the SHA-256 of the bytes received differs from the one in the path; nothing was kept",
         ));
     }
+    store_spooled(state, id, &sha256, spooled, actor.user_id).await
+}
+
+/// Stores a spooled photo of a submission as the photo its answers name `name` (the
+/// digest of the bytes, or for a file ODK Collect had not sent yet the digest the
+/// answers hold for its file name): location metadata removed, the object written
+/// whole, then its row. Answers `true` when stored now, `false` when it already was.
+pub(crate) async fn store_spooled(
+    state: &AppState,
+    id: Uuid,
+    name: &str,
+    spooled: Spooled,
+    uploaded_by: Uuid,
+) -> ApiResult<bool> {
     let (clean, stored_digest) = strip(state, &spooled).await?;
+    let kind = spooled.kind;
     drop(spooled);
-    let key = object_key(id, &sha256);
+    let key = object_key(id, name);
     let meta = state
         .blobs
         .put(
             &key,
             BlobBody::File(clean.path().to_path_buf()),
             stored_digest,
-            declared.content_type(),
+            kind.content_type(),
         )
         .await
         .map_err(store_fault)?;
     drop(clean);
     let inserted = submission_photos::Entity::insert(submission_photos::ActiveModel {
         submission_id: Set(id),
-        sha256: Set(sha256.clone()),
+        sha256: Set(name.to_string()),
         stored_sha256: Set(hex::encode(stored_digest)),
-        content_type: Set(declared.content_type().to_string()),
+        content_type: Set(kind.content_type().to_string()),
         size_bytes: Set(meta.size as i64),
         object_key: Set(key),
-        uploaded_by: Set(actor.user_id),
+        uploaded_by: Set(uploaded_by),
         created_at: Set(Utc::now()),
     })
     .on_conflict(

@@ -27,7 +27,7 @@ use crate::db::entities::{
     referrals, submission_revisions, submissions, support_actions,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::services::submissions::{self as intake, status_of, Prepared, ReferralDraft};
+use crate::services::submissions::{self as intake, status_of, Origin, Prepared, ReferralDraft};
 use crate::services::{audit, rollup, sync};
 use crate::state::AppState;
 
@@ -541,6 +541,7 @@ pub async fn revise(
     actor: &Principal,
     id: Uuid,
     input: SubmissionIn,
+    origin: Origin<'_>,
 ) -> ApiResult<SubmissionOut> {
     if input.id != id {
         return Err(ApiError::invalid(
@@ -651,6 +652,10 @@ pub async fn revise(
             Expr::value(input.completed_at),
         )
         .col_expr(submissions::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            submissions::Column::Source,
+            Expr::value(origin.source().as_str()),
+        )
         .filter(submissions::Column::Id.eq(m.id))
         .filter(submissions::Column::Status.eq(ReviewStatus::ChangesRequested.as_str()))
         .filter(submissions::Column::Revision.eq(m.revision))
@@ -744,6 +749,7 @@ pub async fn revise(
         now,
     )
     .await?;
+    intake::record_odk(&txn, origin, m.id, next, now).await?;
     sync::stamp(&txn, &[m.id], &[], &[m.id]).await?;
     let stored = submissions::Entity::find_by_id(m.id)
         .one(&txn)

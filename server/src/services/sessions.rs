@@ -72,6 +72,48 @@ async fn check_throttle(
     Ok(())
 }
 
+/// 429 when the client's address has too many recent failures; answers the address's
+/// throttle key, for recording a failure.
+pub(crate) async fn check_address(
+    state: &AppState,
+    addr: Option<IpAddr>,
+) -> ApiResult<Option<String>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let key = address_key(state, addr)?;
+    let window = ChronoDuration::from_std(state.config.login_window)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let max = state.config.login_max_failures_per_address;
+    let since = Utc::now() - window;
+    check_throttle(state, &key, max, since, window, "from this address").await?;
+    Ok(Some(key))
+}
+
+/// Records one failure under each throttle key, and forgets failures past the window
+/// whoever they were for (random usernames would otherwise pile up).
+pub(crate) async fn record_failures(
+    state: &AppState,
+    keys: Vec<String>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let window = ChronoDuration::from_std(state.config.login_window)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    login_failures::Entity::insert_many(keys.into_iter().map(|key| login_failures::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username_key: Set(key),
+        at: Set(now),
+    }))
+    .exec(&state.db)
+    .await?;
+    login_failures::Entity::delete_many()
+        .filter(login_failures::Column::At.lte(now - window))
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
 /// Checks credentials and opens a new session (token family) on the named device.
 /// `addr` is the client's address when known (see `ClientAddr`).
 pub async fn login(
@@ -84,21 +126,9 @@ pub async fn login(
     let window = ChronoDuration::from_std(state.config.login_window)
         .map_err(|e| ApiError::Internal(e.into()))?;
     let since = now - window;
-    let cfg = &state.config;
-    check_throttle(
-        state,
-        &key,
-        cfg.login_max_failures,
-        since,
-        window,
-        "for this username",
-    )
-    .await?;
-    let addr_key = addr.map(|a| address_key(state, a)).transpose()?;
-    if let Some(addr_key) = &addr_key {
-        let max = cfg.login_max_failures_per_address;
-        check_throttle(state, addr_key, max, since, window, "from this address").await?;
-    }
+    let max = state.config.login_max_failures;
+    check_throttle(state, &key, max, since, window, "for this username").await?;
+    let addr_key = check_address(state, addr).await?;
 
     let user = users::Entity::find()
         .filter(users::Column::Username.eq(input.username.trim().to_lowercase()))
@@ -110,22 +140,8 @@ pub async fn login(
     let user = match user {
         Some(u) if matches && u.active => u,
         _ => {
-            let failures = std::iter::once(key.clone()).chain(addr_key).map(|key| {
-                login_failures::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    username_key: Set(key),
-                    at: Set(now),
-                }
-            });
-            login_failures::Entity::insert_many(failures)
-                .exec(&state.db)
-                .await?;
-            // Records past the window are of no further use, whoever they were for
-            // (random usernames would otherwise pile up).
-            login_failures::Entity::delete_many()
-                .filter(login_failures::Column::At.lte(since))
-                .exec(&state.db)
-                .await?;
+            let keys = std::iter::once(key.clone()).chain(addr_key).collect();
+            record_failures(state, keys, now).await?;
             return Err(BAD_CREDENTIALS);
         }
     };
@@ -138,7 +154,7 @@ pub async fn login(
         .device_id
         .unwrap_or_else(|| UNNAMED_DEVICE.to_string());
     let txn = state.db.begin().await?;
-    let pair = open_token(state, &txn, &user, Uuid::now_v7(), &device_id, now).await?;
+    let pair = open_session(state, &txn, &user, Uuid::now_v7(), &device_id, now).await?;
     txn.commit().await?;
     tracing::info!(user.id = %user.id, "login");
     Ok(pair)
@@ -187,7 +203,7 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<TokenPairOut> {
             "refresh token already used; this session has been revoked",
         ));
     }
-    let pair = open_token(state, &txn, &user, row.family_id, &row.device_id, now).await?;
+    let pair = open_session(state, &txn, &user, row.family_id, &row.device_id, now).await?;
     txn.commit().await?;
     Ok(pair)
 }
@@ -244,7 +260,8 @@ pub async fn live_sessions<C: ConnectionTrait>(db: &C, user_id: Uuid) -> ApiResu
         .await?)
 }
 
-async fn open_token<C: ConnectionTrait>(
+/// Opens a session (a refresh-token family) for `user` on `device_id`.
+pub(crate) async fn open_session<C: ConnectionTrait>(
     state: &AppState,
     db: &C,
     user: &users::Model,

@@ -18,14 +18,16 @@ use sea_orm::{
 use sha2::Sha256;
 use shared_models::{
     FieldError, Page, PhotoStatusOut, ReferralOut, ReferralStatus, ReviewStatus, Role,
-    SubmissionEventOut, SubmissionFilter, SubmissionIn, SubmissionOut, SubmissionSummaryOut,
+    SubmissionEventOut, SubmissionFilter, SubmissionIn, SubmissionOut, SubmissionSource,
+    SubmissionSummaryOut,
 };
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
     clients, commodity_distributions, contacts, forms, group_sessions, handoffs, hotspots,
-    org_units, referrals, submission_events, submissions, support_actions,
+    odk_files, odk_instances, org_units, referrals, submission_events, submissions,
+    support_actions,
 };
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
@@ -124,7 +126,74 @@ fn summary_out(m: &submissions::Model) -> ApiResult<SubmissionSummaryOut> {
         completed_at: m.completed_at,
         received_at: m.received_at,
         updated_at: m.updated_at,
+        source: SubmissionSource::parse(&m.source).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("unknown submission source {:?}", m.source))
+        })?,
     })
+}
+
+/// Where a submission came from, and what ODK Collect adds to it.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// The JSON API.
+    App,
+    /// ODK Collect: the instance is recorded with the submission, in its transaction.
+    OdkCollect(&'a OdkReceipt),
+}
+
+impl Origin<'_> {
+    pub fn source(self) -> SubmissionSource {
+        match self {
+            Origin::App => SubmissionSource::App,
+            Origin::OdkCollect(_) => SubmissionSource::OdkCollect,
+        }
+    }
+}
+
+/// An ODK Collect instance as received: its id, the phone, the keyed digest of its XML
+/// and the digest each attachment file name stands for in the answers.
+#[derive(Debug, Clone)]
+pub struct OdkReceipt {
+    pub instance_id: Uuid,
+    pub device_id: Uuid,
+    pub xml_fingerprint: String,
+    pub files: Vec<(String, String)>,
+}
+
+/// Records an ODK Collect instance as revision `revision` of `submission_id`.
+pub(crate) async fn record_odk<C: ConnectionTrait>(
+    txn: &C,
+    origin: Origin<'_>,
+    submission_id: Uuid,
+    revision: i32,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let Origin::OdkCollect(receipt) = origin else {
+        return Ok(());
+    };
+    odk_instances::Entity::insert(odk_instances::ActiveModel {
+        instance_id: Set(receipt.instance_id),
+        submission_id: Set(submission_id),
+        revision: Set(revision),
+        device_id: Set(receipt.device_id),
+        xml_fingerprint: Set(receipt.xml_fingerprint.clone()),
+        received_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    if !receipt.files.is_empty() {
+        odk_files::Entity::insert_many(receipt.files.iter().map(|(filename, sha256)| {
+            odk_files::ActiveModel {
+                instance_id: Set(receipt.instance_id),
+                filename: Set(filename.clone()),
+                submission_id: Set(submission_id),
+                sha256: Set(sha256.clone()),
+            }
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Which photos the answers name, and whether each has arrived.
@@ -585,6 +654,7 @@ pub async fn submit(
     state: &AppState,
     actor: &Principal,
     input: SubmissionIn,
+    origin: Origin<'_>,
 ) -> ApiResult<(SubmissionOut, bool)> {
     let db = &state.db;
     let fingerprint = fingerprint_of(state, &input)?;
@@ -622,6 +692,7 @@ pub async fn submit(
         received_at: Set(now),
         updated_at: Set(now),
         change_seq: Set(0),
+        source: Set(origin.source().as_str().to_string()),
     })
     .on_conflict(
         OnConflict::column(submissions::Column::Id)
@@ -670,6 +741,7 @@ pub async fn submit(
         )
         .await?;
     }
+    record_odk(&txn, origin, input.id, 1, now).await?;
     sync::stamp(&txn, &[input.id], &[], &[input.id]).await?;
     txn.commit().await?;
     // Read back after the commit: nothing else needs to wait for it.

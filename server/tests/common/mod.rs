@@ -194,3 +194,45 @@ pub async fn login(server: &Server, username: &str, password: &str) -> String {
         .expect("access token")
         .to_string()
 }
+
+/// The id of the seeded org unit with this code (`006` Đống Đa), as an admin reads it.
+pub async fn unit_id(server: &Server, admin_token: &str, code: &str) -> String {
+    let units: serde_json::Value = client()
+        .get(server.url("/api/v1/org-units?limit=200"))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .expect("org units")
+        .json()
+        .await
+        .expect("json");
+    units["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|u| u["code"] == code))
+        .and_then(|u| u["id"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no org unit {code}"))
+}
+
+/// A peer educator in the unit with `code`, created by the admin; answers the user.
+pub async fn peer_educator(
+    server: &Server,
+    admin_token: &str,
+    code: &str,
+    username: &str,
+    password: &str,
+) -> serde_json::Value {
+    let unit = unit_id(server, admin_token, code).await;
+    let res = client()
+        .post(server.url("/api/v1/users"))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({
+            "username": username, "password": password,
+            "role": "peer_educator", "org_unit_id": unit,
+        }))
+        .send()
+        .await
+        .expect("create user");
+    assert_eq!(res.status(), 201, "creating {username}");
+    res.json().await.expect("user")
+}

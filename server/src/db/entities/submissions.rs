@@ -29,6 +29,8 @@ pub struct Model {
     pub received_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub change_seq: i64,
+    /// `app` (the JSON API) or `odk_collect`.
+    pub source: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
