@@ -13,6 +13,7 @@ mod m20261123_000004_review_reports;
 mod m20261123_000005_report_cells;
 mod m20261202_000006_login_failures_by_time;
 mod m20261202_000007_devices_odk;
+mod m20261202_000008_console_sessions;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_report_cells::Migration),
             Box::new(m20261202_000006_login_failures_by_time::Migration),
             Box::new(m20261202_000007_devices_odk::Migration),
+            Box::new(m20261202_000008_console_sessions::Migration),
         ]
     }
 }
@@ -63,4 +65,5 @@ pub const TABLES: &[&str] = &[
     "devices",
     "odk_instances",
     "odk_files",
+    "console_sessions",
 ];

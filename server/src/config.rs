@@ -69,6 +69,8 @@ pub struct Config {
     /// phones. Unset: taken from each request's `Host` (and, with
     /// `TRUST_PROXY_HEADERS`, `X-Forwarded-Proto`).
     pub public_url: Option<String>,
+    /// A console session unused this long ends (`CONSOLE_IDLE_TIMEOUT_MINS`, default 60).
+    pub console_idle_timeout: Duration,
     /// Largest JSON body accepted (`JSON_BODY_LIMIT_BYTES`, default 1 MiB).
     pub json_body_limit: usize,
     /// Largest photo accepted (`PHOTO_BODY_LIMIT_BYTES`, default 15 MB).
@@ -381,6 +383,14 @@ impl Config {
                     Some(url)
                 }
             },
+            console_idle_timeout: Duration::from_secs(
+                60 * parse_num(
+                    "CONSOLE_IDLE_TIMEOUT_MINS",
+                    var("CONSOLE_IDLE_TIMEOUT_MINS"),
+                    60,
+                    1..=24 * 60,
+                )?,
+            ),
             json_body_limit: parse_num(
                 "JSON_BODY_LIMIT_BYTES",
                 var("JSON_BODY_LIMIT_BYTES"),
@@ -480,6 +490,7 @@ impl Config {
             max_connections: 1024,
             trust_proxy_headers: false,
             public_url: None,
+            console_idle_timeout: Duration::from_secs(3600),
             json_body_limit: 1024 * 1024,
             photo_body_limit: 15_000_000,
             odk_max_submission_bytes: 100_000_000,

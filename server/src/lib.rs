@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod extract;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     let json_limit = state.config.json_body_limit;
     let request_timeout = state.config.request_timeout;
     routes::router(&state)
+        .merge(console::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json_limit))

@@ -341,6 +341,22 @@ pub struct SubmissionFilter {
     pub limit: Option<u64>,
 }
 
+/// `GET /api/v1/reviews/queue`: the submitted visits in scope, oldest first, narrowed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFilter {
+    pub form_id: Option<String>,
+    pub author_id: Option<Uuid>,
+    /// Only submissions made in this unit's subtree.
+    pub org_unit_id: Option<Uuid>,
+    /// First day of the visit (inclusive).
+    pub from: Option<NaiveDate>,
+    /// Last day of the visit (inclusive).
+    pub to: Option<NaiveDate>,
+    pub cursor: Option<String>,
+    pub limit: Option<u64>,
+}
+
 /// `GET /api/v1/sync?since=&limit=`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -98,7 +98,7 @@ pub async fn get_photo(
         .and_then(|v| v.to_str().ok());
     let private = HeaderValue::from_static("private, no-store");
     Ok(
-        match photos::read(&state, &p, id, &sha256, if_none_match).await? {
+        match photos::read(&state, &p, id, &sha256, if_none_match, true).await? {
             PhotoRead::NotModified { etag } => (
                 StatusCode::NOT_MODIFIED,
                 [(header::ETAG, header_value(&etag)?)],

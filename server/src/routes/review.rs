@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared_models::{
-    BulkReviewIn, BulkReviewOut, Page, PageQuery, Problem, ReopenIn, ReviewIn, RevisionOut,
+    BulkReviewIn, BulkReviewOut, Page, Problem, QueueFilter, ReopenIn, ReviewIn, RevisionOut,
     SubmissionIn, SubmissionOut, SubmissionSummaryOut,
 };
 use uuid::Uuid;
@@ -51,7 +51,7 @@ pub async fn review_submissions(
 }
 
 /// Submissions waiting for review in the caller's scope, oldest first.
-#[utoipa::path(get, path = "/api/v1/reviews/queue", tag = "review", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/reviews/queue", tag = "review", security(("bearer" = [])), params(QueueFilter),
     responses(
         (status = 200, description = "a page of the queue", body = Page<SubmissionSummaryOut>),
         (status = 400, description = "bad cursor or limit", body = Problem, content_type = "application/problem+json"),
@@ -60,11 +60,9 @@ pub async fn review_submissions(
 pub async fn review_queue(
     State(state): State<AppState>,
     Supervisor(p): Supervisor,
-    Query(page): Query<PageQuery>,
+    Query(filter): Query<QueueFilter>,
 ) -> ApiResult<Json<Page<SubmissionSummaryOut>>> {
-    Ok(Json(
-        review::queue(&state, &p, page.cursor.as_deref(), page.limit).await?,
-    ))
+    Ok(Json(review::queue(&state, &p, &filter).await?))
 }
 
 /// An admin reopens an approved or rejected submission, with a comment.

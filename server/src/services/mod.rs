@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod stock;
 pub mod submissions;
 pub mod sync;
+pub mod web_sessions;
 
 /// The commodities handed out in outreach, in the order of the visit form's columns
 /// (`condoms_male`, `condoms_female`, `lubricant`, `self_test_kits`).

@@ -391,12 +391,15 @@ pub enum PhotoRead {
 }
 
 /// Reads a stored photo for its author or a reviewer in scope; every read is audited.
+/// With `may_redirect` (and `PHOTO_PRESIGNED_REDIRECT` on S3) the answer may be where
+/// to fetch it; the console streams, since its pages load images from itself only.
 pub async fn read(
     state: &AppState,
     actor: &Principal,
     id: Uuid,
     sha256: &str,
     if_none_match: Option<&str>,
+    may_redirect: bool,
 ) -> ApiResult<PhotoRead> {
     let sha256 = parse_digest(sha256)?;
     submissions::scoped(&state.db, actor, id).await?;
@@ -416,7 +419,7 @@ pub async fn read(
     if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
         return Ok(PhotoRead::NotModified { etag });
     }
-    if state.config.photo_presigned_redirect {
+    if may_redirect && state.config.photo_presigned_redirect {
         if let Some(url) = state
             .blobs
             .presigned_get(&row.object_key, PRESIGNED_TTL)

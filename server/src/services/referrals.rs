@@ -35,13 +35,13 @@ fn visible_to(actor: &Principal) -> sea_orm::Condition {
     }
 }
 
-/// Referrals the caller may see, oldest issued first.
-pub async fn list<C: ConnectionTrait>(
+/// The referrals a filter selects among those the caller may see (the status aside);
+/// a unit outside the caller's scope is a 404.
+async fn narrowed<C: ConnectionTrait>(
     db: &C,
     actor: &Principal,
     filter: &ReferralFilter,
-) -> ApiResult<Page<ReferralOut>> {
-    let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
+) -> ApiResult<sea_orm::Condition> {
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
             return Err(ApiError::bad_param(
@@ -51,22 +51,33 @@ pub async fn list<C: ConnectionTrait>(
             ));
         }
     }
-    let mut query = referrals::Entity::find().filter(visible_to(actor));
-    if let Some(status) = filter.status {
-        query = query.filter(referrals::Column::Status.eq(status.as_str()));
-    }
+    let mut cond = visible_to(actor);
     if let Some(service) = &filter.service {
-        query = query.filter(referrals::Column::Service.eq(service.as_str()));
+        cond = cond.add(referrals::Column::Service.eq(service.as_str()));
     }
     if let Some(unit_id) = filter.org_unit_id {
         let unit = actor.scope().org_unit(db, unit_id).await?;
-        query = query.filter(referrals::Column::OrgPath.starts_with(unit.path.as_str()));
+        cond = cond.add(referrals::Column::OrgPath.starts_with(unit.path.as_str()));
     }
     if let Some(from) = filter.from {
-        query = query.filter(referrals::Column::IssuedOn.gte(from));
+        cond = cond.add(referrals::Column::IssuedOn.gte(from));
     }
     if let Some(to) = filter.to {
-        query = query.filter(referrals::Column::IssuedOn.lte(to));
+        cond = cond.add(referrals::Column::IssuedOn.lte(to));
+    }
+    Ok(cond)
+}
+
+/// Referrals the caller may see, oldest issued first.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    filter: &ReferralFilter,
+) -> ApiResult<Page<ReferralOut>> {
+    let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
+    let mut query = referrals::Entity::find().filter(narrowed(db, actor, filter).await?);
+    if let Some(status) = filter.status {
+        query = query.filter(referrals::Column::Status.eq(status.as_str()));
     }
     if let Some(after) = page.after {
         query = query.filter(referrals::Column::Id.gt(after));
@@ -81,6 +92,35 @@ pub async fn list<C: ConnectionTrait>(
         items: page.items.into_iter().collect::<ApiResult<Vec<_>>>()?,
         next_cursor: page.next_cursor,
     })
+}
+
+/// How many referrals a filter selects, by service and status (the filter's own status
+/// aside): what the completion rate (completed ÷ issued) is computed from.
+pub async fn counts<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    filter: &ReferralFilter,
+) -> ApiResult<Vec<(String, ReferralStatus, i64)>> {
+    let rows: Vec<(String, String, i64)> = referrals::Entity::find()
+        .select_only()
+        .column(referrals::Column::Service)
+        .column(referrals::Column::Status)
+        .column_as(referrals::Column::Id.count(), "n")
+        .filter(narrowed(db, actor, filter).await?)
+        .group_by(referrals::Column::Service)
+        .group_by(referrals::Column::Status)
+        .order_by_asc(referrals::Column::Service)
+        .into_tuple()
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(service, status, n)| {
+            let status = ReferralStatus::parse(&status).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("unknown referral status {status:?}"))
+            })?;
+            Ok((service, status, n))
+        })
+        .collect()
 }
 
 /// One referral by its printed code, if the caller may see it.

@@ -515,31 +515,16 @@ pub async fn export_condition<C: ConnectionTrait>(
     q: &ExportQuery,
 ) -> ApiResult<Condition> {
     use crate::db::entities::submissions;
-    if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from > to {
-            return Err(ApiError::bad_param(
-                "to",
-                "before_from",
-                "`to` is before `from`",
-            ));
-        }
-    }
-    let mut cond = crate::services::submissions::visible_to(actor);
-    if let Some(unit_id) = q.org_unit_id {
-        let unit = actor.scope().org_unit(db, unit_id).await?;
-        cond = cond.add(submissions::Column::OrgPath.starts_with(unit.path.as_str()));
-    }
+    let narrowing = crate::services::submissions::Narrowing {
+        form_id: q.form_id.as_deref(),
+        author_id: None,
+        org_unit_id: q.org_unit_id,
+        from: q.from,
+        to: q.to,
+    };
+    let mut cond = crate::services::submissions::narrowed(db, actor, &narrowing).await?;
     if let Some(status) = q.status {
         cond = cond.add(submissions::Column::Status.eq(status.as_str()));
-    }
-    if let Some(form_id) = &q.form_id {
-        cond = cond.add(submissions::Column::FormId.eq(form_id.as_str()));
-    }
-    if let Some(from) = q.from {
-        cond = cond.add(submissions::Column::OccurredOn.gte(from));
-    }
-    if let Some(to) = q.to {
-        cond = cond.add(submissions::Column::OccurredOn.lte(to));
     }
     audit::record(
         db,

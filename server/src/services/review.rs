@@ -15,9 +15,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 use shared_models::{
-    BulkReviewIn, BulkReviewItemOut, BulkReviewOut, FieldError, Page, ReferralStatus, ReopenIn,
-    ReviewDecision, ReviewIn, ReviewStatus, RevisionOut, Role, SubmissionIn, SubmissionOut,
-    SubmissionSummaryOut,
+    BulkReviewIn, BulkReviewItemOut, BulkReviewOut, FieldError, Page, QueueFilter, ReferralStatus,
+    ReopenIn, ReviewDecision, ReviewIn, ReviewStatus, RevisionOut, Role, SubmissionIn,
+    SubmissionOut, SubmissionSummaryOut,
 };
 use uuid::Uuid;
 
@@ -796,11 +796,25 @@ pub async fn revisions(
 pub async fn queue(
     state: &AppState,
     actor: &Principal,
-    cursor: Option<&str>,
-    limit: Option<u64>,
+    filter: &QueueFilter,
 ) -> ApiResult<Page<SubmissionSummaryOut>> {
     if !matches!(actor.role, Role::Supervisor | Role::Admin) {
         return Err(ApiError::Forbidden("only reviewers have a queue".into()));
     }
-    intake::list_in_order(state, actor, ReviewStatus::Submitted, cursor, limit).await
+    let narrowing = intake::Narrowing {
+        form_id: filter.form_id.as_deref(),
+        author_id: filter.author_id,
+        org_unit_id: filter.org_unit_id,
+        from: filter.from,
+        to: filter.to,
+    };
+    intake::list_in_order(
+        state,
+        actor,
+        ReviewStatus::Submitted,
+        &narrowing,
+        filter.cursor.as_deref(),
+        filter.limit,
+    )
+    .await
 }

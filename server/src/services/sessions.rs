@@ -114,15 +114,17 @@ pub(crate) async fn record_failures(
     Ok(())
 }
 
-/// Checks credentials and opens a new session (token family) on the named device.
-/// `addr` is the client's address when known (see `ClientAddr`).
-pub async fn login(
+/// Checks a username and password, with the throttles: failures count per username
+/// and per client address, success clears the username's. The same for the API's
+/// login and the console's sign-in.
+pub(crate) async fn check_credentials(
     state: &AppState,
-    input: LoginIn,
+    username: &str,
+    password: String,
     addr: Option<IpAddr>,
-) -> ApiResult<TokenPairOut> {
+) -> ApiResult<users::Model> {
     let now = Utc::now();
-    let key = username_key(&input.username);
+    let key = username_key(username);
     let window = ChronoDuration::from_std(state.config.login_window)
         .map_err(|e| ApiError::Internal(e.into()))?;
     let since = now - window;
@@ -131,12 +133,12 @@ pub async fn login(
     let addr_key = check_address(state, addr).await?;
 
     let user = users::Entity::find()
-        .filter(users::Column::Username.eq(input.username.trim().to_lowercase()))
+        .filter(users::Column::Username.eq(username.trim().to_lowercase()))
         .one(&state.db)
         .await?;
     // Unknown users are checked against a dummy hash: same work, same answer.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = state.passwords.verify(input.password, hash).await?;
+    let matches = state.passwords.verify(password, hash).await?;
     let user = match user {
         Some(u) if matches && u.active => u,
         _ => {
@@ -149,7 +151,18 @@ pub async fn login(
         .filter(login_failures::Column::UsernameKey.eq(key.as_str()))
         .exec(&state.db)
         .await?;
+    Ok(user)
+}
 
+/// Checks credentials and opens a new session (token family) on the named device.
+/// `addr` is the client's address when known (see `ClientAddr`).
+pub async fn login(
+    state: &AppState,
+    input: LoginIn,
+    addr: Option<IpAddr>,
+) -> ApiResult<TokenPairOut> {
+    let now = Utc::now();
+    let user = check_credentials(state, &input.username, input.password, addr).await?;
     let device_id = input
         .device_id
         .unwrap_or_else(|| UNNAMED_DEVICE.to_string());

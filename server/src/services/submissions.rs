@@ -315,14 +315,24 @@ fn decode_cursor_with(prefix: &str, cursor: &str) -> ApiResult<(DateTime<Utc>, U
     Ok((at, id))
 }
 
-/// Submissions the caller may see, newest received first.
-pub async fn list<C: ConnectionTrait>(
+/// The filters a list, the queue and an export share.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Narrowing<'a> {
+    pub form_id: Option<&'a str>,
+    pub author_id: Option<Uuid>,
+    pub org_unit_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// The condition selecting the submissions the caller may see, narrowed; a unit
+/// outside the caller's scope is a 404 and `to` before `from` a 400.
+pub async fn narrowed<C: ConnectionTrait>(
     db: &C,
     actor: &Principal,
-    filter: &SubmissionFilter,
-) -> ApiResult<Page<SubmissionSummaryOut>> {
-    let limit = crate::extract::page_limit(filter.limit)?;
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+    n: &Narrowing<'_>,
+) -> ApiResult<Condition> {
+    if let (Some(from), Some(to)) = (n.from, n.to) {
         if from > to {
             return Err(ApiError::bad_param(
                 "to",
@@ -331,25 +341,43 @@ pub async fn list<C: ConnectionTrait>(
             ));
         }
     }
-    let mut query = submissions::Entity::find().filter(visible_to(actor));
+    let mut cond = visible_to(actor);
+    if let Some(form_id) = n.form_id {
+        cond = cond.add(submissions::Column::FormId.eq(form_id));
+    }
+    if let Some(author) = n.author_id {
+        cond = cond.add(submissions::Column::AuthorId.eq(author));
+    }
+    if let Some(unit_id) = n.org_unit_id {
+        let unit = actor.scope().org_unit(db, unit_id).await?;
+        cond = cond.add(submissions::Column::OrgPath.starts_with(unit.path.as_str()));
+    }
+    if let Some(from) = n.from {
+        cond = cond.add(submissions::Column::OccurredOn.gte(from));
+    }
+    if let Some(to) = n.to {
+        cond = cond.add(submissions::Column::OccurredOn.lte(to));
+    }
+    Ok(cond)
+}
+
+/// Submissions the caller may see, newest received first.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    actor: &Principal,
+    filter: &SubmissionFilter,
+) -> ApiResult<Page<SubmissionSummaryOut>> {
+    let limit = crate::extract::page_limit(filter.limit)?;
+    let narrowing = Narrowing {
+        form_id: filter.form_id.as_deref(),
+        author_id: filter.author_id,
+        org_unit_id: filter.org_unit_id,
+        from: filter.from,
+        to: filter.to,
+    };
+    let mut query = submissions::Entity::find().filter(narrowed(db, actor, &narrowing).await?);
     if let Some(status) = filter.status {
         query = query.filter(submissions::Column::Status.eq(status.as_str()));
-    }
-    if let Some(form_id) = &filter.form_id {
-        query = query.filter(submissions::Column::FormId.eq(form_id.as_str()));
-    }
-    if let Some(author) = filter.author_id {
-        query = query.filter(submissions::Column::AuthorId.eq(author));
-    }
-    if let Some(unit_id) = filter.org_unit_id {
-        let unit = actor.scope().org_unit(db, unit_id).await?;
-        query = query.filter(submissions::Column::OrgPath.starts_with(unit.path.as_str()));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(submissions::Column::OccurredOn.gte(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(submissions::Column::OccurredOn.lte(to));
     }
     if let Some(cursor) = filter.cursor.as_deref().filter(|c| !c.is_empty()) {
         let (at, id) = decode_cursor_with(LIST_CURSOR_PREFIX, cursor)?;
@@ -391,12 +419,13 @@ pub async fn list_in_order(
     state: &AppState,
     actor: &Principal,
     status: ReviewStatus,
+    narrowing: &Narrowing<'_>,
     cursor: Option<&str>,
     limit: Option<u64>,
 ) -> ApiResult<Page<SubmissionSummaryOut>> {
     let limit = crate::extract::page_limit(limit)?;
     let mut query = submissions::Entity::find()
-        .filter(visible_to(actor))
+        .filter(narrowed(&state.db, actor, narrowing).await?)
         .filter(submissions::Column::Status.eq(status.as_str()));
     if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
         let (at, id) = decode_cursor_with(QUEUE_CURSOR_PREFIX, cursor)?;

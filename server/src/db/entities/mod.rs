@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod client_keys;
 pub mod clients;
 pub mod commodity_distributions;
+pub mod console_sessions;
 pub mod contacts;
 pub mod devices;
 pub mod forms;
