@@ -157,6 +157,39 @@ ensure_java() {
   fi
 }
 
+# --- the browser tests: Debian's Chromium and chromedriver, axe-core from npm ----------
+
+CHROMIUM="/usr/bin/chromium"
+CHROMEDRIVER="/usr/bin/chromedriver"
+
+# ensure_chromium: Debian's chromium and its chromedriver (never a browser a library
+# downloads), installed with apt-get if either is missing.
+ensure_chromium() {
+  if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
+    apt_install chromium chromium-driver
+  fi
+  [ -x "$CHROMIUM" ] && [ -x "$CHROMEDRIVER" ] || { log "chromium or chromedriver still missing after apt-get"; exit 1; }
+}
+
+# The accessibility engine the browser tests inject into every page, pinned.
+AXE_VERSION="4.10.3"
+
+# ensure_axe: sets AXE_JS to axe.min.js of axe-core $AXE_VERSION, installed with npm into
+# the cache once (Debian's nodejs and npm if npm is missing).
+ensure_axe() {
+  local prefix="$CACHE/npm"
+  AXE_JS="$prefix/node_modules/axe-core/axe.min.js"
+  if [ -f "$AXE_JS" ] && grep -q "\"version\": \"$AXE_VERSION\"" "$prefix/node_modules/axe-core/package.json" 2>/dev/null; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  log "installing axe-core $AXE_VERSION into $prefix"
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact "axe-core@$AXE_VERSION" >&2 \
+    || { log "npm install axe-core failed"; exit 1; }
+  [ -f "$AXE_JS" ] || { log "axe.min.js not found in $prefix"; exit 1; }
+}
+
 # --- PostgreSQL --------------------------------------------------------------------
 
 # The newest PostgreSQL bin directory holding initdb and every named tool.

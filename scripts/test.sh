@@ -22,6 +22,8 @@ ensure_postgres
 ensure_garage
 ensure_python_tools
 ensure_java
+ensure_chromium
+ensure_axe
 ODK_VALIDATE_JAR="$(odk_validate_jar)"
 [ -f "$ODK_VALIDATE_JAR" ] || { log "ODK_Validate.jar not found in $PY_VENV"; exit 1; }
 
@@ -56,6 +58,10 @@ export DONGHANH_TEST_S3_SECRET_ACCESS_KEY="$S3_SECRET"
 export DONGHANH_TEST_GARAGE_BIN="$GARAGE"
 export DONGHANH_TEST_SCHEMATHESIS="$PY_VENV/bin/schemathesis"
 export DONGHANH_TEST_ODK_VALIDATE_JAR="$ODK_VALIDATE_JAR"
+export DONGHANH_TEST_CHROMIUM="$CHROMIUM"
+export DONGHANH_TEST_CHROMEDRIVER="$CHROMEDRIVER"
+export DONGHANH_TEST_AXE_JS="$AXE_JS"
+export DONGHANH_TEST_SCREENSHOTS="${DONGHANH_TEST_SCREENSHOTS:-$CACHE/screenshots}"
 export DONGHANH_TEST_REQUIRE_SERVICES=1
 
 cd "$ROOT"

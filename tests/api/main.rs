@@ -5,6 +5,8 @@ mod helpers;
 
 mod auth;
 mod blob_store;
+mod browser;
+mod console;
 mod errors;
 mod garage;
 mod health;

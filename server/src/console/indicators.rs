@@ -10,7 +10,6 @@ use axum::response::IntoResponse;
 use chrono::Datelike;
 use serde::Deserialize;
 use shared_models::{IndicatorQuery, IndicatorReportOut, IndicatorValueOut, OrgUnitFilter};
-use uuid::Uuid;
 
 use super::i18n::{Lang, Texts};
 use super::queue::{opt_day, parse_query, Opt};
@@ -389,7 +388,6 @@ pub async fn page(
             value: k,
         })
         .collect();
-    let _: Option<Uuid> = None;
     Ok(html(&IndicatorsPage {
         chrome: user.chrome(Nav::Indicators),
         units,

@@ -11,7 +11,7 @@ use shared_models::{
 };
 use uuid::Uuid;
 
-use super::i18n::{Lang, Texts};
+use super::i18n::Lang;
 use super::queue::{opt_uuid, parse_query, Opt};
 use super::render::Names;
 use super::{html, Chrome, ConsoleError, ConsoleUser, CsrfForm, Nav, OrPage, PageResult};
@@ -21,8 +21,7 @@ use crate::services::{accounts, devices, org_units};
 use crate::state::AppState;
 
 /// A role in words.
-pub fn role_text(t: &Texts, lang: Lang, r: Role) -> String {
-    let _ = t;
+pub fn role_text(lang: Lang, r: Role) -> String {
     match (lang, r) {
         (Lang::Vi, Role::PeerEducator) => "Đồng đẳng viên",
         (Lang::Vi, Role::Volunteer) => "Tình nguyện viên",
@@ -85,7 +84,6 @@ async fn unit_options(
 /// The roles the caller may give.
 fn role_options(user: &ConsoleUser) -> Vec<Opt> {
     let lang = user.lang;
-    let t = lang.texts();
     let mut roles = vec![Role::PeerEducator, Role::Volunteer];
     if user.principal().role == Role::Admin {
         roles.extend([Role::Supervisor, Role::Admin]);
@@ -94,7 +92,7 @@ fn role_options(user: &ConsoleUser) -> Vec<Opt> {
         .into_iter()
         .map(|r| Opt {
             value: r.as_str().into(),
-            label: role_text(t, lang, r),
+            label: role_text(lang, r),
             selected: false,
         })
         .collect()
@@ -112,7 +110,6 @@ async fn render_list(
     message: Option<(String, &'static str)>,
 ) -> Result<PeoplePage, ConsoleError> {
     let lang = user.lang;
-    let t = lang.texts();
     let page = accounts::list_users(
         state,
         user.principal(),
@@ -140,7 +137,7 @@ async fn render_list(
         .map(|u| PersonRow {
             id: u.id,
             username: u.username.clone(),
-            role: role_text(t, lang, u.role),
+            role: role_text(lang, u.role),
             unit: names.unit(u.org_unit_id),
             active: u.active,
         })
@@ -285,7 +282,6 @@ async fn render_person(
     enrolment: Option<DeviceEnrolmentOut>,
 ) -> Result<PersonPage, ConsoleError> {
     let lang = user.lang;
-    let t = lang.texts();
     let p = user.principal();
     let person = accounts::get_user(state, p, id).await.or_page(lang)?;
     let names = Names::load(state, p, [person.org_unit_id], [], [], [])
@@ -314,7 +310,7 @@ async fn render_person(
     Ok(PersonPage {
         chrome: user.chrome(Nav::People),
         id,
-        role: role_text(t, lang, person.role),
+        role: role_text(lang, person.role),
         unit: names.unit(person.org_unit_id),
         active: person.active,
         field_worker,

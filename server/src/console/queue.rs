@@ -108,7 +108,6 @@ pub async fn page(
     RawQuery(raw): RawQuery,
 ) -> PageResult {
     let lang = user.lang;
-    let t = lang.texts();
     let p = user.principal().clone();
     let q: QueueQuery = parse_query(&raw).or_page(lang)?;
     let filter = QueueFilter {
@@ -193,7 +192,6 @@ pub async fn page(
         query.append_pair("cursor", &c);
         format!("/console/?{}", query.finish())
     });
-    let _ = t;
     Ok(html(&QueuePage {
         chrome: user.chrome(Nav::Queue),
         forms,

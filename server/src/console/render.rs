@@ -239,7 +239,7 @@ fn repeat_html(lang: Lang, t: &Texts, field: &Field, value: &Value, out: &mut St
         .filter(|f| !matches!(f.field_type, FieldType::Note | FieldType::Group))
         .collect();
     out.push_str(&format!(
-        "<section><h3>{} ({})</h3><div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">#</th>",
+        "<section><h3>{} ({})</h3><div class=\"table-wrap\" tabindex=\"0\"><table><thead><tr><th scope=\"col\">#</th>",
         esc(label(lang, field)),
         items.len()
     ));

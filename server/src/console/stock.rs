@@ -10,7 +10,6 @@ use serde::Deserialize;
 use shared_models::{
     Commodity, Role, StockMovementIn, StockMovementKind, StockReportQuery, UserFilter,
 };
-use uuid::Uuid;
 
 use super::i18n::Lang;
 use super::queue::{opt_day, parse_query, Opt};
@@ -275,7 +274,6 @@ pub async fn record(State(state): State<AppState>, form: CsrfForm<MovementForm>)
         }
         Err(e) => return ConsoleError(e, lang).into_response(),
     };
-    let _: Option<Uuid> = None;
     match render(&state, &user, from, to, Some(message)).await {
         Ok(page) => (status, html(&page)).into_response(),
         Err(e) => e.into_response(),
