@@ -15,6 +15,12 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 /// Smallest accepted length of a signing or HMAC key, in bytes.
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// Where the embedded default keeps its generated JWT signing key, under `DATA_DIR`.
+pub const JWT_KEY_FILE: &str = "secrets/jwt_signing.key";
+
+/// Where the embedded default keeps its generated UIC HMAC key, under `DATA_DIR`.
+pub const UIC_KEY_FILE: &str = "secrets/uic_hmac.key";
+
 /// A fault in the configuration, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
@@ -196,6 +202,21 @@ impl DatabaseUrl {
         u.starts_with("postgres://") || u.starts_with("postgresql://")
     }
 
+    /// The file of a SQLite URL (`sqlite://path?…` or `sqlite:path`); `None` for
+    /// PostgreSQL and in-memory databases.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.expose();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            None
+        } else {
+            Some(PathBuf::from(path))
+        }
+    }
+
     /// The URL with any `user:password@` replaced, safe to print.
     pub fn redacted(&self) -> String {
         let url = self.expose();
@@ -214,6 +235,141 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Where the files of a data directory live, read from the same variables as
+/// [`Config`] but without reading or creating any key: what `restore` (which must find
+/// the directory empty) and the start-up permission check need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataLayout {
+    /// `DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// The SQLite file; `None` with PostgreSQL.
+    pub database: Option<PathBuf>,
+    /// The disk blob store's root; `None` with S3.
+    pub blob_root: Option<PathBuf>,
+}
+
+impl DataLayout {
+    /// The layout the process environment describes.
+    pub fn from_env() -> Result<DataLayout, ConfigError> {
+        DataLayout::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The layout any variable lookup describes (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<DataLayout, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+        let (data_dir, database_url, blob_store) = locations(&var)?;
+        Ok(DataLayout::new(data_dir, &database_url, &blob_store))
+    }
+
+    /// The layout of a configuration.
+    pub fn of(config: &Config) -> DataLayout {
+        DataLayout::new(
+            config.data_dir.clone(),
+            &config.database_url,
+            &config.blob_store,
+        )
+    }
+
+    fn new(data_dir: PathBuf, url: &DatabaseUrl, blobs: &BlobStoreConfig) -> DataLayout {
+        DataLayout {
+            data_dir,
+            database: url.sqlite_path(),
+            blob_root: match blobs {
+                BlobStoreConfig::Disk { root } => Some(root.clone()),
+                BlobStoreConfig::S3(_) => None,
+            },
+        }
+    }
+
+    /// Whether this is the embedded default: a SQLite file and a disk blob store.
+    pub fn is_embedded(&self) -> bool {
+        self.database.is_some() && self.blob_root.is_some()
+    }
+
+    /// The directory of the generated key files.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.data_dir.join("secrets")
+    }
+}
+
+/// `LOG_FORMAT` alone, for the commands that read no other setting.
+pub fn log_format_from_env() -> Result<LogFormat, ConfigError> {
+    parse_log_format(
+        std::env::var("LOG_FORMAT")
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
+    )
+}
+
+fn parse_log_format(value: Option<String>) -> Result<LogFormat, ConfigError> {
+    match value.as_deref().unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(fault(
+            "LOG_FORMAT",
+            format!("expected `text` or `json`, got {other:?}"),
+        )),
+    }
+}
+
+/// `DATA_DIR`, `DATABASE_URL` and the blob store, with their defaults.
+fn locations(
+    var: &impl Fn(&'static str) -> Option<String>,
+) -> Result<(PathBuf, DatabaseUrl, BlobStoreConfig), ConfigError> {
+    let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".into()));
+    let database_url = match var("DATABASE_URL") {
+        Some(url) => {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(fault(
+                    "DATABASE_URL",
+                    "expected a sqlite: or postgres:// URL",
+                ));
+            }
+            DatabaseUrl::new(url)
+        }
+        None => DatabaseUrl::new(format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("donghanh.db").display()
+        )),
+    };
+
+    let blob_store = match var("BLOB_STORE").as_deref().unwrap_or("disk") {
+        "disk" => BlobStoreConfig::Disk {
+            root: var("BLOB_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("blobs")),
+        },
+        "s3" => {
+            let required = |name: &'static str| {
+                var(name).ok_or_else(|| fault(name, "required when BLOB_STORE=s3"))
+            };
+            BlobStoreConfig::S3(S3Config {
+                endpoint: var("S3_ENDPOINT"),
+                region: var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                bucket: required("S3_BUCKET")?,
+                access_key_id: required("S3_ACCESS_KEY_ID")?,
+                secret_access_key: SecretString::from(required("S3_SECRET_ACCESS_KEY")?),
+                force_path_style: parse_bool(
+                    "S3_FORCE_PATH_STYLE",
+                    var("S3_FORCE_PATH_STYLE"),
+                    true,
+                )?,
+                prefix: var("S3_PREFIX").unwrap_or_default(),
+            })
+        }
+        other => {
+            return Err(fault(
+                "BLOB_STORE",
+                format!("expected `disk` or `s3`, got {other:?}"),
+            ))
+        }
+    };
+    Ok((data_dir, database_url, blob_store))
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -224,63 +380,13 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
 
-        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let bind = match var("BIND_ADDR") {
             Some(v) => v
                 .parse()
                 .map_err(|_| fault("BIND_ADDR", format!("expected host:port, got {v:?}")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
-        let database_url = match var("DATABASE_URL") {
-            Some(url) => {
-                if !(url.starts_with("sqlite:")
-                    || url.starts_with("postgres://")
-                    || url.starts_with("postgresql://"))
-                {
-                    return Err(fault(
-                        "DATABASE_URL",
-                        "expected a sqlite: or postgres:// URL",
-                    ));
-                }
-                DatabaseUrl::new(url)
-            }
-            None => DatabaseUrl::new(format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("donghanh.db").display()
-            )),
-        };
-
-        let blob_store = match var("BLOB_STORE").as_deref().unwrap_or("disk") {
-            "disk" => BlobStoreConfig::Disk {
-                root: var("BLOB_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| data_dir.join("blobs")),
-            },
-            "s3" => {
-                let required = |name: &'static str| {
-                    var(name).ok_or_else(|| fault(name, "required when BLOB_STORE=s3"))
-                };
-                BlobStoreConfig::S3(S3Config {
-                    endpoint: var("S3_ENDPOINT"),
-                    region: var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-                    bucket: required("S3_BUCKET")?,
-                    access_key_id: required("S3_ACCESS_KEY_ID")?,
-                    secret_access_key: SecretString::from(required("S3_SECRET_ACCESS_KEY")?),
-                    force_path_style: parse_bool(
-                        "S3_FORCE_PATH_STYLE",
-                        var("S3_FORCE_PATH_STYLE"),
-                        true,
-                    )?,
-                    prefix: var("S3_PREFIX").unwrap_or_default(),
-                })
-            }
-            other => {
-                return Err(fault(
-                    "BLOB_STORE",
-                    format!("expected `disk` or `s3`, got {other:?}"),
-                ))
-            }
-        };
+        let (data_dir, database_url, blob_store) = locations(&var)?;
 
         // A cluster of stateless servers must share its keys: with PostgreSQL they come
         // from the environment; the embedded default generates them once under DATA_DIR.
@@ -295,7 +401,7 @@ impl Config {
                 None => JwtKeyConfig {
                     keys: vec![(
                         "local".into(),
-                        load_or_create_key(&data_dir.join("secrets/jwt_signing.key"), "JWT_KEYS")?,
+                        load_or_create_key(&data_dir.join(JWT_KEY_FILE), "JWT_KEYS")?,
                     )],
                 },
             };
@@ -307,19 +413,10 @@ impl Config {
                     "required with a PostgreSQL DATABASE_URL (every server must share the key)",
                 ))
             }
-            None => load_or_create_key(&data_dir.join("secrets/uic_hmac.key"), "UIC_HMAC_KEY")?,
+            None => load_or_create_key(&data_dir.join(UIC_KEY_FILE), "UIC_HMAC_KEY")?,
         };
 
-        let log_format = match var("LOG_FORMAT").as_deref().unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(fault(
-                    "LOG_FORMAT",
-                    format!("expected `text` or `json`, got {other:?}"),
-                ))
-            }
-        };
+        let log_format = parse_log_format(var("LOG_FORMAT"))?;
 
         Ok(Config {
             bind,
@@ -584,14 +681,15 @@ fn parse_jwt_keys(spec: &str) -> Result<JwtKeyConfig, ConfigError> {
     Ok(JwtKeyConfig { keys })
 }
 
-/// Reads a base64 key file, creating it (mode 0600) with 32 random bytes on first start.
+/// Reads a base64 key file, creating it (mode 0600, in directories made 0700) with 32
+/// random bytes on first start.
 fn load_or_create_key(path: &Path, var: &'static str) -> Result<SecretKey, ConfigError> {
     let io = |e: std::io::Error| fault(var, format!("key file {}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) => decode_key(var, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                create_private_dir_all(dir).map_err(io)?;
             }
             let mut bytes = vec![0u8; MIN_KEY_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -618,6 +716,19 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// `create_dir_all`, every directory it creates readable by its owner only (0700): the
+/// data directory holds key-population data.
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 #[cfg(test)]
@@ -682,6 +793,44 @@ mod tests {
             vars.push(("DATA_DIR", d));
             let err = config(&vars).expect_err("must be refused");
             assert_eq!(err.var, *expected, "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn the_layout_is_read_without_creating_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("data");
+        let d = d.to_str().expect("utf8");
+        let layout =
+            DataLayout::from_lookup(|k| (k == "DATA_DIR").then(|| d.to_string())).expect("layout");
+        assert!(layout.is_embedded());
+        assert_eq!(layout.database, Some(Path::new(d).join("donghanh.db")));
+        assert_eq!(layout.blob_root, Some(Path::new(d).join("blobs")));
+        assert!(!Path::new(d).exists(), "the layout created {d}");
+        let config = config(&[("DATA_DIR", d)]).expect("valid");
+        assert_eq!(DataLayout::of(&config), layout);
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        for (url, path) in [
+            (
+                "sqlite://./data/donghanh.db?mode=rwc",
+                Some("./data/donghanh.db"),
+            ),
+            (
+                "sqlite:///var/lib/donghanh/db.sqlite",
+                Some("/var/lib/donghanh/db.sqlite"),
+            ),
+            ("sqlite:relative.db", Some("relative.db")),
+            ("sqlite::memory:", None),
+            ("postgres://u:p@h/db", None),
+        ] {
+            assert_eq!(
+                DatabaseUrl::new(url).sqlite_path(),
+                path.map(PathBuf::from),
+                "{url}"
+            );
         }
     }
 

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod listener;
+pub mod ops;
 pub mod routes;
 pub mod services;
 pub mod state;

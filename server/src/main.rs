@@ -1,11 +1,15 @@
 //! `donghanh`: parse the command line, read the configuration, start logging, run the
-//! command. A configuration fault is one line on stderr naming the variable, exit code 2.
+//! command. A configuration fault is one line on stderr naming the variable, exit code 2;
+//! so is a refusal of `backup` or `restore`, and a backup that fails verification.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use migrations::{Migrator, MigratorTrait};
+use server::config::DataLayout;
+use server::ops::{self, OpsError};
 use server::services::accounts;
 use server::{AppState, Config};
 use shared_models::{Role, TeamKind};
@@ -58,6 +62,30 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Copy the embedded default (a snapshot of the database, the photos it names, the
+    /// keys, and a manifest written last) into a new or empty DIR; safe while the server
+    /// runs. With --verify DIR instead, check such a copy without the server (exit
+    /// status 2 and each problem named if anything is wrong).
+    Backup {
+        /// The directory to write the backup into (new, or empty).
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "verify",
+            conflicts_with = "verify"
+        )]
+        to: Option<PathBuf>,
+        /// Check the backup in DIR instead of making one.
+        #[arg(long, value_name = "DIR")]
+        verify: Option<PathBuf>,
+    },
+    /// Rebuild an empty data directory (DATA_DIR) from a backup, after verifying it;
+    /// then `donghanh serve` starts on it.
+    Restore {
+        /// The backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,14 +97,13 @@ enum Direction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    let log_format = match server::config::log_format_from_env() {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("donghanh: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    server::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,20 +114,116 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Backups and restores read the data directory's layout first and must not create
+    // anything in it (`Config::from_env` generates missing key files).
+    if let Command::Backup { .. } | Command::Restore { .. } = cli.command {
+        server::telemetry::init(log_format);
+        return match runtime.block_on(run_ops(cli.command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report_ops_error(&e),
+        };
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("donghanh: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    server::telemetry::init(config.log_format);
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "donghanh failed");
-            eprintln!("donghanh: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<OpsError>() {
+            Some(ops_error) => report_ops_error(ops_error),
+            None => {
+                tracing::error!(error = format!("{e:#}"), "donghanh failed");
+                eprintln!("donghanh: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
-    if !config.database_url.is_postgres() {
-        std::fs::create_dir_all(&config.data_dir)?;
+/// One line per problem, then the fault; exit status 2 for what the operator must act on.
+fn report_ops_error(e: &OpsError) -> ExitCode {
+    for problem in e.problems() {
+        eprintln!("donghanh: {problem}");
     }
+    eprintln!("donghanh: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `backup` and `restore`.
+async fn run_ops(command: Command) -> Result<(), OpsError> {
+    let layout = || {
+        DataLayout::from_env().map_err(|e| OpsError::Refused(format!("configuration error: {e}")))
+    };
+    match command {
+        Command::Backup {
+            verify: Some(dir), ..
+        } => {
+            let verified = ops::verify::verify(&dir).await?;
+            for warning in &verified.warnings {
+                eprintln!("donghanh: warning: {warning}");
+            }
+            let m = &verified.manifest;
+            println!(
+                "backup {} is whole: {}, {} objects ({}), schema {}, taken {} by donghanh {}",
+                dir.display(),
+                ops::backup::summary(&m.tables),
+                m.objects.len(),
+                megabytes(m.object_bytes()),
+                m.schema_version,
+                m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.tool_version
+            );
+        }
+        Command::Backup { to: Some(dir), .. } => {
+            ops::backup::preflight(&layout()?, &dir)?;
+            let config = Config::from_env()
+                .map_err(|e| OpsError::Refused(format!("configuration error: {e}")))?;
+            let report = ops::backup::run(&config, &dir).await?;
+            let m = &report.manifest;
+            println!(
+                "backup written to {}: {}, {} objects ({}), schema {}",
+                dir.display(),
+                ops::backup::summary(&m.tables),
+                m.objects.len(),
+                megabytes(m.object_bytes()),
+                m.schema_version
+            );
+            println!(
+                "database snapshot {:.1} s, whole backup {:.1} s; check it with `donghanh backup --verify {}`",
+                report.snapshot_secs,
+                report.total_secs,
+                dir.display()
+            );
+        }
+        Command::Restore { from } => {
+            let layout = layout()?;
+            let restored = ops::restore::run(&layout, &from).await?;
+            let m = &restored.manifest;
+            println!(
+                "restored {} (taken {}) into {}: {}, {} objects",
+                from.display(),
+                m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                layout.data_dir.display(),
+                ops::backup::summary(&m.tables),
+                m.objects.len()
+            );
+            println!("start the server with `donghanh serve`");
+        }
+        _ => return Err(OpsError::Refused("give --to DIR or --verify DIR".into())),
+    }
+    Ok(())
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    ops::data_dir::secure(&DataLayout::of(&config))?;
     match command {
         Command::Serve { bind } => {
             if let Some(bind) = bind {
@@ -126,7 +249,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             match direction {
                 Direction::Up => server::db::migrate_up(&config.database_url, &db).await?,
                 Direction::Down => Migrator::down(&db, Some(steps.unwrap_or(1))).await?,
-                Direction::Status => Migrator::status(&db).await?,
+                Direction::Status => {
+                    print!("{}", ops::schema::render(&ops::schema::status(&db).await?));
+                }
             }
         }
         Command::CreateAdmin { username } => {
@@ -177,6 +302,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     started.elapsed().as_secs_f64()
                 );
             }
+        }
+        Command::Backup { .. } | Command::Restore { .. } => {
+            anyhow::bail!("backup and restore run without the server's configuration")
         }
         Command::SweepPhotos => {
             let grace = config.photo_sweep_grace;

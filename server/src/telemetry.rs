@@ -12,10 +12,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
+/// The filter when `RUST_LOG` is unset: `info`, but only warnings from the database
+/// drivers, the AWS SDK and hyper (a line per query or connection otherwise), while
+/// sea-orm-migration says which migrations it applies (`sea_orm=warn` alone would
+/// silence it too, as target filters match by prefix).
+pub const DEFAULT_FILTER: &str =
+    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=info,aws=warn,hyper=warn";
+
+/// Installs the global subscriber; `RUST_LOG` replaces [`DEFAULT_FILTER`].
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,aws=warn,hyper=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

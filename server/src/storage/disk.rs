@@ -1,6 +1,7 @@
 //! The local-disk blob store of the embedded default: objects are files under a root
 //! directory, written to a temporary file first and renamed into place once their
-//! digest is checked, so a reader never sees half an object.
+//! digest is checked, so a reader never sees half an object. Photos are key-population
+//! data: directories are created 0700 and files 0600, readable by the server's user only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +23,20 @@ impl DiskStore {
     /// A store rooted at `root`, created if missing.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        tokio::fs::create_dir_all(root.join(TMP_DIR)).await?;
+        create_private_dir_all(&root.join(TMP_DIR)).await?;
         Ok(DiskStore { root })
+    }
+
+    /// A store rooted at `root` as it is, creating nothing (for reading a backup).
+    pub fn existing(root: impl Into<PathBuf>) -> Self {
+        DiskStore { root: root.into() }
+    }
+
+    /// The file holding `key`'s bytes, whether or not it exists: backups copy objects
+    /// as files.
+    pub fn object_file(&self, key: &str) -> Result<PathBuf, BlobError> {
+        check_key(key)?;
+        Ok(self.object_path(key))
     }
 
     fn object_path(&self, key: &str) -> PathBuf {
@@ -54,6 +67,31 @@ impl DiskStore {
     }
 }
 
+/// `create_dir_all` with every new directory 0700.
+async fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(path).await
+}
+
+/// A new (or truncated) file, 0600 when created.
+async fn create_private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+/// Writes the `.ct` sidecar (0600 when created).
+async fn write_content_type(path: &Path, content_type: &str) -> std::io::Result<()> {
+    let mut file = create_private_file(path).await?;
+    file.write_all(content_type.as_bytes()).await?;
+    file.flush().await
+}
+
 #[async_trait::async_trait]
 impl BlobStore for DiskStore {
     async fn put(
@@ -70,7 +108,7 @@ impl BlobStore for DiskStore {
             .join(uuid::Uuid::new_v4().to_string());
         let result = async {
             let mut hasher = Sha256::new();
-            let mut out = tokio::fs::File::create(&tmp).await?;
+            let mut out = create_private_file(&tmp).await?;
             let mut size = 0u64;
             match body {
                 BlobBody::Bytes(bytes) => {
@@ -99,9 +137,9 @@ impl BlobStore for DiskStore {
             }
             let dest = self.object_path(key);
             if let Some(dir) = dest.parent() {
-                tokio::fs::create_dir_all(dir).await?;
+                create_private_dir_all(dir).await?;
             }
-            tokio::fs::write(self.type_path(key), content_type).await?;
+            write_content_type(&self.type_path(key), content_type).await?;
             tokio::fs::rename(&tmp, &dest).await?;
             Ok(BlobMeta {
                 key: key.to_string(),
@@ -193,7 +231,9 @@ impl BlobStore for DiskStore {
             .root
             .join(TMP_DIR)
             .join(format!("ready-{}", uuid::Uuid::new_v4()));
-        tokio::fs::write(&probe, b"ok").await?;
+        let mut file = create_private_file(&probe).await?;
+        file.write_all(b"ok").await?;
+        drop(file);
         tokio::fs::remove_file(&probe).await?;
         Ok(())
     }
