@@ -22,6 +22,7 @@ on_both!(
     a_supervisor_sees_their_area_only,
     no_raw_client_code_on_any_page_and_every_page_parses,
     bulk_approval_shows_each_result_and_refusals_in_words,
+    passwords_end_console_sessions_and_ones_own_page_changes_only_the_password,
 );
 
 /// A browser: its cookies, no automatic redirects (the tests look at them).
@@ -735,4 +736,78 @@ async fn bulk_approval_shows_each_result_and_refusals_in_words(app: TestApp) {
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.body.contains("Cần ghi nhận xét"), "{}", res.body);
     assert_eq!(status_of(&app, &supervisor, missing).await, "submitted");
+}
+
+async fn passwords_end_console_sessions_and_ones_own_page_changes_only_the_password(app: TestApp) {
+    let admin = app.admin().await;
+    let supervisor = app.actor(Role::Supervisor, "006").await;
+    let mut browser = Browser::new(&app);
+    let res = browser
+        .sign_in(&supervisor.user.username, &supervisor.password)
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+
+    // Their own page, linked from the header: a password field, no unit or status to
+    // change (those are not one's own to change).
+    let queue = browser.get("/console/").await;
+    let own = format!("/console/people/{}", supervisor.user.id);
+    assert!(
+        queue.body.contains(&format!("href=\"{own}\"")),
+        "the header links to one's own page"
+    );
+    let page = browser.get(&own).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("name=\"password\""));
+    assert!(!page.body.contains("name=\"org_unit_id\"") && !page.body.contains("name=\"active\""));
+    // A form that sends them anyway changes the password and nothing else.
+    let csrf = page.csrf();
+    let res = browser
+        .post(
+            &own,
+            &[
+                ("csrf", &csrf),
+                ("password", "a-new-password-for-me"),
+                ("active", "false"),
+                ("org_unit_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(res.location().ends_with("?saved=1"), "{}", res.location());
+    let me = app
+        .get(
+            &format!("/api/v1/users/{}", supervisor.user.id),
+            admin.token(),
+        )
+        .await;
+    let me: serde_json::Value = me.json().await.expect("user");
+    assert_eq!(me["active"], true);
+    let mut again = Browser::new(&app);
+    let res = again
+        .sign_in(&supervisor.user.username, "a-new-password-for-me")
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SEE_OTHER,
+        "the new password signs in"
+    );
+
+    // An admin resetting it ends every console session at once, as it does the phone's.
+    let res = app
+        .patch(
+            &format!("/api/v1/users/{}", supervisor.user.id),
+            admin.token(),
+            &json!({ "password": "reset-by-the-admin-1" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for b in [&mut browser, &mut again] {
+        let res = b.get("/console/").await;
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "a session outlived the reset"
+        );
+        assert!(res.location().starts_with("/console/login"));
+    }
 }

@@ -178,6 +178,7 @@ impl ConsoleUser {
             t: self.lang.texts(),
             lang: self.lang,
             username: self.session.principal.username.clone(),
+            user_id: self.session.principal.user_id,
             is_admin: self.session.principal.role == shared_models::Role::Admin,
             csrf: self.session.csrf.clone(),
             here: self.here.clone(),
@@ -251,6 +252,8 @@ pub struct Chrome {
     pub t: &'static Texts,
     pub lang: Lang,
     pub username: String,
+    /// The signed-in user (their own page, where they change their password).
+    pub user_id: uuid::Uuid,
     pub is_admin: bool,
     pub csrf: String,
     pub here: String,

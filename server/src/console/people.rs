@@ -267,6 +267,8 @@ struct PersonPage {
     unit: String,
     active: bool,
     field_worker: bool,
+    /// The signed-in user's own page: only the password can be changed here.
+    own: bool,
     units: Vec<Opt>,
     devices: Vec<DeviceRow>,
     enrolment: Option<EnrolmentView>,
@@ -314,6 +316,7 @@ async fn render_person(
         unit: names.unit(person.org_unit_id),
         active: person.active,
         field_worker,
+        own: person.id == p.user_id,
         units: unit_options(state, user, Some(person.org_unit_id)).await?,
         devices,
         enrolment: enrolment.map(|e| EnrolmentView {
@@ -372,12 +375,20 @@ pub async fn update(
     let CsrfForm { user, form: f } = form;
     let lang = user.lang;
     let result: Result<(), ApiError> = async {
+        // One's own unit and status are not one's own to change: the page does not
+        // offer them, and a form that sends them anyway changes only the password.
+        let own = id == user.principal().user_id;
         let patch = UserPatch {
             password: f.password.clone().filter(|p| !p.is_empty()),
             role: None,
-            org_unit_id: opt_uuid("org_unit_id", &f.org_unit_id)?,
+            org_unit_id: if own {
+                None
+            } else {
+                opt_uuid("org_unit_id", &f.org_unit_id)?
+            },
             team_id: None,
             active: match f.active.as_deref() {
+                _ if own => None,
                 Some("true") => Some(true),
                 Some("false") => Some(false),
                 _ => None,

@@ -1,7 +1,8 @@
 //! User accounts: created, listed, edited and deactivated by admins anywhere and by
 //! supervisors for the field workers of their own subtree. Deactivating a user or
-//! resetting their password revokes every refresh token they hold, in the same
-//! transaction; the access-token check re-reads the user, so the cut is immediate.
+//! resetting their password revokes every refresh token and ends every console session
+//! they hold, in the same transaction; the access-token check re-reads the user, so the
+//! cut is immediate.
 
 use chrono::Utc;
 use sea_orm::{
@@ -275,6 +276,7 @@ pub async fn update_user(
     let updated = model.update(&txn).await?;
     let revoked = if deactivating || (password_changed && !is_self) {
         sessions::revoke_user_tokens(&txn, updated.id, None).await?
+            + crate::services::web_sessions::end_user_sessions(&txn, updated.id).await?
     } else {
         0
     };

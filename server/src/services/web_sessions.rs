@@ -16,7 +16,7 @@ use chrono::{Duration, Utc};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use shared_models::Role;
 use uuid::Uuid;
@@ -148,6 +148,18 @@ pub async fn lookup(state: &AppState, token: &str) -> ApiResult<Option<WebSessio
             org_unit_path: unit.path,
         },
     }))
+}
+
+/// Ends every console session of `user_id` (a password reset by someone else, a
+/// deactivation), in the caller's transaction; answers how many were live.
+pub async fn end_user_sessions<C: ConnectionTrait>(db: &C, user_id: Uuid) -> ApiResult<u64> {
+    Ok(console_sessions::Entity::update_many()
+        .col_expr(console_sessions::Column::EndedAt, Expr::value(Utc::now()))
+        .filter(console_sessions::Column::UserId.eq(user_id))
+        .filter(console_sessions::Column::EndedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Ends a session (signing out).
