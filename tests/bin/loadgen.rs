@@ -48,6 +48,10 @@ struct Args {
     /// Contacts (people reached) per visit.
     #[arg(long, default_value_t = 8)]
     contacts: usize,
+    /// Stop once this many visits were accepted in all (for filling a database), even
+    /// before the duration ends.
+    #[arg(long)]
+    total: Option<u64>,
 }
 
 /// What one worker saw.
@@ -107,24 +111,32 @@ fn outreach_visit(unit: Uuid, contacts: usize) -> Value {
     })
 }
 
-async fn worker(
+/// What every worker shares: where to send, as whom, what, until when.
+struct Plan {
     client: reqwest::Client,
-    url: Arc<str>,
-    token: Arc<str>,
+    url: String,
+    token: String,
     unit: Uuid,
     contacts: usize,
     deadline: Instant,
-    errors_seen: Arc<AtomicU64>,
-) -> WorkerResult {
+    /// Stop once this many visits were taken (accepted, or in flight).
+    total: u64,
+    taken: AtomicU64,
+    errors_seen: AtomicU64,
+}
+
+async fn worker(plan: Arc<Plan>) -> WorkerResult {
     let mut result = WorkerResult::default();
-    while Instant::now() < deadline {
+    while Instant::now() < plan.deadline && plan.taken.fetch_add(1, Ordering::Relaxed) < plan.total
+    {
         // The body is built outside the timed part: only the server's work is measured.
-        let body = outreach_visit(unit, contacts);
+        let body = outreach_visit(plan.unit, plan.contacts);
         let start = Instant::now();
         let outcome = async {
-            let res = client
-                .post(&*url)
-                .bearer_auth(&*token)
+            let res = plan
+                .client
+                .post(&plan.url)
+                .bearer_auth(&plan.token)
                 .json(&body)
                 .send()
                 .await?;
@@ -143,8 +155,10 @@ async fn worker(
             Err(e) => Some(format!("transport error: {e}")),
         };
         if let Some(message) = failure {
+            // A request that was not accepted gives its place in the total back.
+            plan.taken.fetch_sub(1, Ordering::Relaxed);
             result.errors += 1;
-            if errors_seen.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
+            if plan.errors_seen.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
                 eprintln!("loadgen: {message}");
             }
         }
@@ -184,25 +198,20 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let url: Arc<str> =
-        format!("{}/api/v1/submissions", args.base_url.trim_end_matches('/')).into();
-    let token: Arc<str> = args.token.clone().into();
-    let errors_seen = Arc::new(AtomicU64::new(0));
-
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.duration_secs);
+    let plan = Arc::new(Plan {
+        client,
+        url: format!("{}/api/v1/submissions", args.base_url.trim_end_matches('/')),
+        token: args.token.clone(),
+        unit: args.org_unit_id,
+        contacts: args.contacts,
+        deadline: started + Duration::from_secs(args.duration_secs),
+        total: args.total.unwrap_or(u64::MAX),
+        taken: AtomicU64::new(0),
+        errors_seen: AtomicU64::new(0),
+    });
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            tokio::spawn(worker(
-                client.clone(),
-                Arc::clone(&url),
-                Arc::clone(&token),
-                args.org_unit_id,
-                args.contacts,
-                deadline,
-                Arc::clone(&errors_seen),
-            ))
-        })
+        .map(|_| tokio::spawn(worker(Arc::clone(&plan))))
         .collect();
     let mut latencies = Vec::new();
     let mut errors = 0u64;
