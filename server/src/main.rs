@@ -86,6 +86,21 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
+    /// Move the embedded default (DATA_DIR, its server stopped) into an empty PostgreSQL
+    /// database and, with --to-s3, the bucket the S3_* settings name: every row and
+    /// photo, verified; run it again to resume a move that was cut off. Prints what
+    /// the new servers must be given (where the keys are, never the keys).
+    Move {
+        /// The target database: a postgres:// URL of a new, empty database.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to_database: String,
+        /// Copy the photos into the S3 bucket given by S3_ENDPOINT, S3_REGION,
+        /// S3_BUCKET, S3_PREFIX, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (the
+        /// settings the new servers use); without it the photos stay in the disk
+        /// blob store, checked.
+        #[arg(long)]
+        to_s3: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,9 +129,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Backups and restores read the data directory's layout first and must not create
-    // anything in it (`Config::from_env` generates missing key files).
-    if let Command::Backup { .. } | Command::Restore { .. } = cli.command {
+    // Backups, restores and moves read the data directory's layout first and must not
+    // create anything in it (`Config::from_env` generates missing key files).
+    if let Command::Backup { .. } | Command::Restore { .. } | Command::Move { .. } = cli.command {
         server::telemetry::init(log_format);
         return match runtime.block_on(run_ops(cli.command)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -153,7 +168,7 @@ fn report_ops_error(e: &OpsError) -> ExitCode {
     ExitCode::from(e.exit_code())
 }
 
-/// `backup` and `restore`.
+/// `backup`, `restore` and `move`.
 async fn run_ops(command: Command) -> Result<(), OpsError> {
     let layout = || {
         DataLayout::from_env().map_err(|e| OpsError::Refused(format!("configuration error: {e}")))
@@ -212,6 +227,12 @@ async fn run_ops(command: Command) -> Result<(), OpsError> {
                 m.objects.len()
             );
             println!("start the server with `donghanh serve`");
+        }
+        Command::Move { to_database, to_s3 } => {
+            let source = ops::move_data::Source::from_env(layout()?)?;
+            let target = ops::move_data::Target::from_env(&to_database, to_s3)?;
+            let report = ops::move_data::run(&source, &target).await?;
+            print!("{}", ops::move_data::next_steps(&source, &target, &report));
         }
         _ => return Err(OpsError::Refused("give --to DIR or --verify DIR".into())),
     }
@@ -303,8 +324,8 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Backup { .. } | Command::Restore { .. } => {
-            anyhow::bail!("backup and restore run without the server's configuration")
+        Command::Backup { .. } | Command::Restore { .. } | Command::Move { .. } => {
+            anyhow::bail!("backup, restore and move run without the server's configuration")
         }
         Command::SweepPhotos => {
             let grace = config.photo_sweep_grace;

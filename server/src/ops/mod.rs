@@ -19,6 +19,7 @@ pub mod backup;
 pub mod data_dir;
 mod files;
 pub mod manifest;
+pub mod move_data;
 pub mod restore;
 pub mod schema;
 mod sqlite;

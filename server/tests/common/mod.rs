@@ -236,3 +236,251 @@ pub async fn peer_educator(
     assert_eq!(res.status(), 201, "creating {username}");
     res.json().await.expect("user")
 }
+
+/// Whether missing services are a failure (CI, `scripts/test.sh`) rather than a skip.
+pub fn services_required() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+        || std::env::var("DONGHANH_TEST_REQUIRE_SERVICES").is_ok()
+}
+
+/// The PostgreSQL admin URL, or `None` (skip) outside CI when it is not configured.
+pub fn pg_admin_url() -> Option<String> {
+    match std::env::var("DONGHANH_TEST_PG_URL") {
+        Ok(url) => Some(url),
+        Err(_) if services_required() => {
+            panic!("DONGHANH_TEST_PG_URL is not set: run the tests with scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("skipping: DONGHANH_TEST_PG_URL is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// The Garage bucket as `S3_*` variables under a fresh prefix, or `None` (skip)
+/// outside CI when it is not configured.
+pub fn s3_env(prefix: &str) -> Option<Vec<(String, String)>> {
+    let var = |k: &str| std::env::var(k).ok();
+    match (
+        var("DONGHANH_TEST_S3_ENDPOINT"),
+        var("DONGHANH_TEST_S3_BUCKET"),
+        var("DONGHANH_TEST_S3_ACCESS_KEY_ID"),
+        var("DONGHANH_TEST_S3_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(endpoint), Some(bucket), Some(key), Some(secret)) => Some(vec![
+            ("S3_ENDPOINT".into(), endpoint),
+            (
+                "S3_REGION".into(),
+                var("DONGHANH_TEST_S3_REGION").unwrap_or_else(|| "garage".into()),
+            ),
+            ("S3_BUCKET".into(), bucket),
+            ("S3_ACCESS_KEY_ID".into(), key),
+            ("S3_SECRET_ACCESS_KEY".into(), secret),
+            ("S3_PREFIX".into(), prefix.to_string()),
+        ]),
+        _ if services_required() => {
+            panic!("DONGHANH_TEST_S3_* are not set: run the tests with scripts/test.sh")
+        }
+        _ => {
+            eprintln!("skipping: DONGHANH_TEST_S3_* are not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL database on the test server, dropped when this guard goes.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// Creates `test_<uuid>`.
+    pub async fn create(admin_url: &str) -> PgDatabase {
+        use sea_orm::ConnectionTrait;
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // The test's runtime is going away: drop the database from a runtime of our own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sea_orm::ConnectionTrait;
+                if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            })
+        })
+        .join();
+        drop(dropped);
+    }
+}
+
+/// `donghanh serve` on a data directory and environment the test chooses; killed on drop.
+pub struct Node {
+    pub child: Child,
+    pub address: String,
+    /// The first admin's password, when this start created one.
+    pub admin_password: Option<String>,
+}
+
+impl Node {
+    /// Starts a server with `DATA_DIR=data_dir` and `env`, and waits until it listens;
+    /// `first` says whether it must create (and print) a first admin.
+    pub fn start(
+        work: &std::path::Path,
+        data_dir: &std::path::Path,
+        env: &[(String, String)],
+        first: bool,
+    ) -> Node {
+        let mut cmd = clean_command(work);
+        cmd.env("DATA_DIR", data_dir)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn donghanh serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send((false, line));
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send((true, line));
+            }
+        });
+        let (mut password, mut address) = (None, None);
+        let mut logs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while (address.is_none() || (first && password.is_none())) && Instant::now() < deadline {
+            let Ok((is_log, line)) = rx.recv_timeout(Duration::from_secs(1)) else {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("server exited with {status}: {logs:#?}");
+                }
+                continue;
+            };
+            if !is_log {
+                if let Some(p) = line.trim().strip_prefix("password: ") {
+                    password = Some(p.to_string());
+                }
+            } else if let Some(rest) = line.split("address=").nth(1) {
+                address = Some(
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect::<String>(),
+                );
+            } else {
+                logs.push(line);
+            }
+        }
+        let Some(address) = address else {
+            let _ = child.kill();
+            panic!("server did not start: {logs:#?}");
+        };
+        assert!(!first || password.is_some(), "no first admin password");
+        Node {
+            child,
+            address,
+            admin_password: password,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Kills the server (as a power cut would: the WAL stays as it is).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file under `dir` with its SHA-256, by relative path.
+pub fn file_digests(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.map(|e| e.expect("entry")) {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("under dir");
+                let bytes = std::fs::read(&path).expect("read");
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    hex::encode(sha2::Sha256::digest(&bytes)),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A small real PNG, different for each seed.
+pub fn png(seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, 8, 8);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().expect("png header");
+        let bytes = seed.to_le_bytes();
+        let pixels: Vec<u8> = (0..8 * 8 * 3)
+            .map(|i| bytes[i % 8].wrapping_add(i as u8))
+            .collect();
+        writer.write_image_data(&pixels).expect("png data");
+    }
+    out
+}
