@@ -41,6 +41,9 @@ fn fault(var: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// Address the HTTP server binds (`BIND_ADDR`, default `127.0.0.1:8080`).
     pub bind: SocketAddr,
+    /// Address of the private listener serving `GET /metrics` (`METRICS_ADDR`, e.g.
+    /// `127.0.0.1:9100`); unset, the server keeps no metrics.
+    pub metrics_addr: Option<SocketAddr>,
     /// Where the embedded default keeps its database, blobs and generated keys (`DATA_DIR`, default `./data`).
     pub data_dir: PathBuf,
     /// The database (`DATABASE_URL`, default a SQLite file in `DATA_DIR`).
@@ -386,6 +389,15 @@ impl Config {
                 .map_err(|_| fault("BIND_ADDR", format!("expected host:port, got {v:?}")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
+        let metrics_addr = match var("METRICS_ADDR") {
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                fault(
+                    "METRICS_ADDR",
+                    format!("expected host:port, e.g. 127.0.0.1:9100, got {v:?}"),
+                )
+            })?),
+            None => None,
+        };
         let (data_dir, database_url, blob_store) = locations(&var)?;
 
         // A cluster of stateless servers must share its keys: with PostgreSQL they come
@@ -420,6 +432,7 @@ impl Config {
 
         Ok(Config {
             bind,
+            metrics_addr,
             data_dir,
             database_url,
             blob_store,
@@ -568,6 +581,7 @@ impl Config {
     pub fn embedded(data_dir: &Path, jwt_key: Vec<u8>, uic_key: Vec<u8>) -> Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             data_dir: data_dir.to_path_buf(),
             database_url: DatabaseUrl::new(format!(
                 "sqlite://{}?mode=rwc",
@@ -758,6 +772,7 @@ mod tests {
         assert_eq!(first.uic_hmac_key.expose(), second.uic_hmac_key.expose());
         assert_ne!(first.uic_hmac_key.expose(), first.jwt.keys[0].1.expose());
         assert_eq!(first.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(first.metrics_addr, None);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -775,6 +790,7 @@ mod tests {
         let d = dir.path().to_str().expect("utf8");
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("BIND_ADDR", "nowhere")], "BIND_ADDR"),
+            (&[("METRICS_ADDR", "9100")], "METRICS_ADDR"),
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
             (&[("BLOB_STORE", "ftp")], "BLOB_STORE"),
             (&[("BLOB_STORE", "s3")], "S3_BUCKET"),

@@ -278,6 +278,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::Db(_) = self {
+            crate::metrics::database_error(self.is_contention());
+        }
         if status.is_server_error() && !matches!(self, ApiError::Unavailable { .. }) {
             // The one place internal faults are logged.
             tracing::error!(error = %self, "request failed");

@@ -260,9 +260,19 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "listening");
+            let metrics = match state.config.metrics_addr {
+                Some(addr) => {
+                    let metrics = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("METRICS_ADDR {addr}: {e}"))?;
+                    tracing::info!(address = %addr, "serving /metrics");
+                    Some(metrics)
+                }
+                None => None,
+            };
             spawn_photo_sweeper(&state);
             spawn_referral_expiry(&state);
-            server::serve(listener, state, shutdown_signal()).await?;
+            server::serve_with_metrics(listener, metrics, state, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
         Command::Migrate { direction, steps } => {

@@ -11,7 +11,8 @@ use crate::auth::passwords::PasswordHasher;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{BlobStoreConfig, Config};
 use crate::db;
-use crate::storage::{BlobStore, DiskStore, S3Store};
+use crate::metrics::Metrics;
+use crate::storage::{BlobStore, DiskStore, MeasuredStore, S3Store};
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -24,11 +25,17 @@ pub struct AppState {
     pub passwords: Arc<PasswordHasher>,
     /// XForms generated from the published form versions (pure functions of them).
     pub xforms: Arc<crate::services::odk::XformCache>,
+    /// This server's metrics registry; off unless `METRICS_ADDR` is set.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Connects to the database (applying migrations) and opens the blob store.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let metrics = match config.metrics_addr {
+            Some(_) => Metrics::new()?,
+            None => Metrics::off(),
+        };
         let db = db::connect_and_migrate(&config.database_url)
             .await
             .with_context(|| format!("database {}", config.database_url.redacted()))?;
@@ -37,9 +44,13 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
         // Builds the report cells on a new database or after their layout changed
         // (the rebuild logs it); otherwise one small read.
-        crate::services::rollup::ensure_current(&db)
+        let started = std::time::Instant::now();
+        let rebuilt = crate::services::rollup::ensure_current(&db)
             .await
             .map_err(|e| anyhow::anyhow!("building the report cells: {e}"))?;
+        if rebuilt {
+            metrics.record(|| crate::metrics::report_cells_rebuilt("all", started.elapsed()));
+        }
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::Disk { root } => Arc::new(
                 DiskStore::open(root.clone())
@@ -48,6 +59,7 @@ impl AppState {
             ),
             BlobStoreConfig::S3(s3) => Arc::new(S3Store::new(s3)),
         };
+        let blobs: Arc<dyn BlobStore> = Arc::new(MeasuredStore::new(blobs, metrics.clone()));
         let tokens = TokenKeys::new(&config.jwt, config.access_token_ttl)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let passwords = PasswordHasher::per_core(config.password_queue_wait)
@@ -59,6 +71,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             passwords: Arc::new(passwords),
             xforms: Arc::default(),
+            metrics,
         })
     }
 }

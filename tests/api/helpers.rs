@@ -129,6 +129,8 @@ impl Drop for PgDatabase {
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub base: String,
+    /// The private metrics listener (`METRICS_ADDR`), when the config keeps metrics.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub state: AppState,
     pub jwt_key: Vec<u8>,
@@ -162,6 +164,8 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> O
     if let Some(s3) = s3_config(&format!("test-{}/", Uuid::new_v4().simple())) {
         config.blob_store = BlobStoreConfig::S3(s3);
     }
+    // Every app keeps metrics, on a port of its own; a test may turn them off.
+    config.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     adjust(&mut config);
     let state = AppState::build(config).await.expect("build app state");
     let (admin, admin_password) =
@@ -173,10 +177,17 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> O
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
+    let metrics = match state.config.metrics_addr {
+        Some(at) => Some(tokio::net::TcpListener::bind(at).await.expect("bind")),
+        None => None,
+    };
+    let metrics_base = metrics
+        .as_ref()
+        .map(|l| format!("http://{}", l.local_addr().expect("local addr")));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serve_state = state.clone();
     tokio::spawn(async move {
-        server::serve(listener, serve_state, async {
+        server::serve_with_metrics(listener, metrics, serve_state, async {
             let _ = rx.await;
         })
         .await
@@ -184,6 +195,7 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> O
     });
     Some(TestApp {
         base: format!("http://{addr}"),
+        metrics_base,
         client: reqwest::Client::builder()
             .no_proxy()
             .build()

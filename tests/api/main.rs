@@ -11,6 +11,7 @@ mod errors;
 mod garage;
 mod health;
 mod intake;
+mod metrics;
 mod migrations;
 mod odk;
 mod org_units;

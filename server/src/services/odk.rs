@@ -398,6 +398,7 @@ async fn store_files(
             continue;
         };
         if present.contains(name) {
+            crate::metrics::photo_deduplicated();
             continue;
         }
         photos::store_spooled(

@@ -306,6 +306,7 @@ pub async fn upload(
     }
     if stored_row(state, id, &sha256).await?.is_some() {
         crate::extract::drain(body.into_data_stream(), DRAIN_CAP).await;
+        crate::metrics::photo_deduplicated();
         return Ok(false);
     }
     let Some(declared) = content_type.and_then(ImageKind::from_content_type) else {
@@ -374,6 +375,10 @@ pub(crate) async fn store_spooled(
     .exec_without_returning(&state.db)
     .await?;
     tracing::info!(submission.id = %id, photo.size = meta.size, "photo stored");
+    match inserted {
+        1 => crate::metrics::photo_stored(meta.size),
+        _ => crate::metrics::photo_deduplicated(),
+    }
     Ok(inserted == 1)
 }
 

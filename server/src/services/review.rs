@@ -166,6 +166,11 @@ pub async fn review(
         .ok_or(ApiError::NotFound("submission"))?;
     let out = intake::detail(&txn, stored).await?;
     txn.commit().await?;
+    crate::metrics::review_decision(match input.decision {
+        ReviewDecision::Approve => "approve",
+        ReviewDecision::Reject => "reject",
+        ReviewDecision::RequestChanges => "request_changes",
+    });
     tracing::info!(submission.id = %m.id, review.decision = target.as_str(), "reviewed");
     Ok(out)
 }
@@ -530,6 +535,7 @@ pub async fn reopen(
         .ok_or(ApiError::NotFound("submission"))?;
     let out = intake::detail(&txn, stored).await?;
     txn.commit().await?;
+    crate::metrics::review_decision("reopen");
     Ok(out)
 }
 

@@ -279,6 +279,7 @@ pub async fn apply(txn: &DatabaseTransaction, changes: &Changes) -> ApiResult<()
     if changes.days.is_empty() && changes.first_moves.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let months: BTreeSet<(String, NaiveDate)> = changes
         .days
         .iter()
@@ -340,6 +341,7 @@ pub async fn apply(txn: &DatabaseTransaction, changes: &Changes) -> ApiResult<()
     for (key, cell) in &firsts {
         write(txn, key, cell).await?;
     }
+    crate::metrics::report_cells_rebuilt("changed", started.elapsed());
     Ok(())
 }
 

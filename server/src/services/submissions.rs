@@ -685,6 +685,39 @@ pub async fn submit(
     input: SubmissionIn,
     origin: Origin<'_>,
 ) -> ApiResult<(SubmissionOut, bool)> {
+    use crate::metrics::SubmissionOutcome as Outcome;
+    let form_id = input.form_id.clone();
+    let result = store(state, actor, input, origin).await;
+    let (outcome, form) = match &result {
+        Ok((out, true)) => (Outcome::Accepted, out.summary.form_id.clone()),
+        Ok((out, false)) => (Outcome::Replayed, out.summary.form_id.clone()),
+        Err(e) => {
+            // Only a published form's id becomes a label: a client may send any string.
+            let published = forms::Entity::find()
+                .filter(forms::Column::FormId.eq(form_id.as_str()))
+                .one(&state.db)
+                .await;
+            let form = match published {
+                Ok(Some(_)) => form_id,
+                _ => "unknown".to_string(),
+            };
+            if e.status().is_server_error() {
+                (Outcome::Failed, form)
+            } else {
+                (Outcome::Refused, form)
+            }
+        }
+    };
+    crate::metrics::submission(&form, origin.source(), outcome);
+    result
+}
+
+async fn store(
+    state: &AppState,
+    actor: &Principal,
+    input: SubmissionIn,
+    origin: Origin<'_>,
+) -> ApiResult<(SubmissionOut, bool)> {
     let db = &state.db;
     let fingerprint = fingerprint_of(state, &input)?;
     if let Some(existing) = submissions::Entity::find_by_id(input.id).one(db).await? {

@@ -5,9 +5,11 @@
 
 mod disk;
 pub mod image_meta;
+mod measured;
 mod s3;
 
 pub use disk::DiskStore;
+pub use measured::MeasuredStore;
 pub use s3::S3Store;
 
 use std::path::PathBuf;
