@@ -257,6 +257,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 println!("  username: {}", admin.username);
                 println!("  password: {password}");
                 println!("This password is shown only once; change it after logging in.");
+                let base = state
+                    .config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{bind}"));
+                println!(
+                    "Sign in to the console at {}/console/ (your own page, under your name at the top, changes the password).",
+                    base.trim_end_matches('/')
+                );
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "listening");

@@ -131,6 +131,59 @@ async fn the_embedded_default_serves_and_its_first_admin_logs_in() {
         .expect("me");
     assert_eq!(me.status(), 200);
 
+    // The same admin signs in to the console, as a browser does: the form's CSRF cookie
+    // and field, then a post from the console's own origin.
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = browser
+        .get(server.url("/console/login"))
+        .send()
+        .await
+        .expect("console");
+    assert_eq!(form.status(), 200);
+    let cookies: Vec<String> = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next().map(str::to_string))
+        .collect();
+    let page = form.text().await.expect("page");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_string();
+    let signed_in = browser
+        .post(server.url("/console/login"))
+        .header("cookie", cookies.join("; "))
+        .header("origin", format!("http://{}", server.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", password.as_str()),
+            ("next", "/console/"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(
+        signed_in.status(),
+        303,
+        "the printed admin signs in to the console"
+    );
+    assert_eq!(
+        signed_in
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/console/")
+    );
+
     // The generated secrets are private files under ./data.
     let data = server.data_dir();
     for f in [
