@@ -4,9 +4,9 @@
 # PostgreSQL (durability defaults on).
 #
 # For each database: starts the server, fills it through the API with BENCH_VISITS
-# outreach visits of 8 contacts (loadgen, concurrency 8) of which BENCH_APPROVED are
+# outreach visits of 8 contacts in a ward (loadgen, concurrency 8) of which BENCH_APPROVED are
 # approved through `POST /api/v1/reviews`, and one more visit with 8 contacts and 5
-# photos; signs a Đống Đa supervisor in to the console as a browser does (the sign-in
+# photos; signs the ward's supervisor in to the console as a browser does (the sign-in
 # form's CSRF cookie and field), then times BENCH_RUNS requests each of the review
 # queue, that visit's page and the city-year indicators page (as the admin), with curl
 # on loopback (time to the last byte). Prints a markdown table of medians and 90th
@@ -119,18 +119,23 @@ for DB in $DBS; do
   start_donghanh
   ADMIN_TOKEN="$(login bench.admin "$ADMIN_PASSWORD")"
   CITY="$(api GET '/api/v1/org-units?limit=200' "$ADMIN_TOKEN" | jq -er '.items[] | select(.level == "city") | .id')"
-  DONGDA="$(api GET '/api/v1/org-units?limit=200' "$ADMIN_TOKEN" | jq -er '.items[] | select(.code == "006") | .id')"
+  # The seeded districts ended with the 2025 reorganisation (a city-year report of today
+  # has no child unit for them), so the visits are made in a ward of today's layout,
+  # directly under the city.
+  WARD="$(api POST /api/v1/org-units "$ADMIN_TOKEN" \
+    "$(jq -nc --arg c "$CITY" '{code: "00004", name: "Phường Ba Đình", level: "ward", type: "phuong", parent_id: $c, valid_from: "2025-07-01"}')" \
+    | jq -er .id)"
   for who in peer supervisor; do
     role=$([ "$who" = peer ] && echo peer_educator || echo supervisor)
     api POST /api/v1/users "$ADMIN_TOKEN" \
-      "$(jq -nc --arg u "bench.$who" --arg r "$role" --arg o "$DONGDA" '{username: $u, password: "bench-password-1", role: $r, org_unit_id: $o}')" >/dev/null
+      "$(jq -nc --arg u "bench.$who" --arg r "$role" --arg o "$WARD" '{username: $u, password: "bench-password-1", role: $r, org_unit_id: $o}')" >/dev/null
   done
   PEER_TOKEN="$(login bench.peer bench-password-1)"
   SUP_TOKEN="$(login bench.supervisor bench-password-1)"
 
   log "filling: $VISITS visits through the API (loadgen, concurrency 8)"
   FILL_START=$SECONDS
-  "$LOADGEN" --base-url "$BASE" --token "$PEER_TOKEN" --org-unit-id "$DONGDA" \
+  "$LOADGEN" --base-url "$BASE" --token "$PEER_TOKEN" --org-unit-id "$WARD" \
     --concurrency 8 --duration-secs 86400 --total "$VISITS" >"$TMP/fill.json" || die "loadgen failed"
   log "filled in $(( SECONDS - FILL_START )) s: $(cat "$TMP/fill.json")"
 
@@ -146,7 +151,7 @@ for DB in $DBS; do
   log "approved $approved in $(( SECONDS - APPROVE_START )) s"
 
   # The visit to render: 8 contacts and 5 photos (small PNGs made here).
-  VISIT="$(python3 - "$DONGDA" <<'PY'
+  VISIT="$(python3 - "$WARD" <<'PY'
 import json, sys, uuid, datetime
 now = datetime.datetime.now(datetime.timezone.utc)
 unit = sys.argv[1]
@@ -187,7 +192,7 @@ PY
   time_page "$TMP/sup.jar" "/console/" "$TMP/queue.txt"
   time_page "$TMP/sup.jar" "/console/visits/$VISIT_ID" "$TMP/visit.txt"
   time_page "$TMP/admin.jar" "/console/indicators?org_unit=$CITY&kind=year&year=$YEAR" "$TMP/indicators.txt"
-  grep -q '<svg' "$TMP/page.html" || die "the indicators page has no chart"
+  grep -q '<svg' "$TMP/page.html" || { sed -n '/<main/,/<\/main>/p' "$TMP/page.html" | head -c 3000 >&2; die "the indicators page has no chart"; }
   ROWS+=("| $DB | $VISITS ($approved approved) | $(stats "$TMP/queue.txt") | $(stats "$TMP/visit.txt") | $(stats "$TMP/indicators.txt") |")
 
   stop_pid "$SERVER_PID"; SERVER_PID=""
