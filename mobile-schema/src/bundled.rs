@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use crate::definition::{Field, FieldType, FormDefinition, FormKind};
 use crate::parse::parse_definition;
+use crate::typed::{kind_keys, AnswerKey};
 
 /// The bundled form documents, by file name.
 const SOURCES: [(&str, &str); 4] = [
@@ -44,49 +45,25 @@ pub fn bundled_forms() -> Vec<FormDefinition> {
 }
 
 /// The keys the server's extraction reads for `kind`, as paths (`contacts[].uic`: the
-/// `uic` child of the `contacts` repeat), with the type each must have.
-pub fn required_keys(kind: FormKind) -> &'static [(&'static str, FieldType)] {
-    match kind {
-        FormKind::OutreachVisit => &[
-            ("visit_date", FieldType::Date),
-            ("contacts", FieldType::Repeat),
-            ("contacts[].uic", FieldType::Uic),
-            ("contacts[].age_band", FieldType::SelectOne),
-            ("contacts[].condoms_male", FieldType::Integer),
-            ("contacts[].condoms_female", FieldType::Integer),
-            ("contacts[].lubricant", FieldType::Integer),
-            ("contacts[].self_test_kits", FieldType::Integer),
-            ("contacts[].counselled", FieldType::Boolean),
-            ("contacts[].referrals", FieldType::SelectMultiple),
-        ],
-        FormKind::ReferralHandoff => &[
-            ("referral_code", FieldType::Text),
-            ("arrived_on", FieldType::Date),
-            ("service", FieldType::SelectOne),
-            ("outcome", FieldType::SelectOne),
-        ],
-        FormKind::GroupSession => &[
-            ("session_date", FieldType::Date),
-            ("audience", FieldType::SelectOne),
-            ("participants", FieldType::Integer),
-        ],
-        FormKind::SupportVisit => &[
-            ("visit_date", FieldType::Date),
-            ("person_uic", FieldType::Uic),
-            ("support", FieldType::SelectMultiple),
-            ("loan_amount_vnd", FieldType::Integer),
-        ],
-    }
+/// `uic` child of the `contacts` repeat), with the type each must have and whether it
+/// must stay required and always shown: those of the kind's typed answers
+/// ([`crate::typed`]).
+pub fn required_keys(kind: FormKind) -> &'static [AnswerKey] {
+    kind_keys(kind)
 }
 
-/// The paths of `required_keys(def.kind)` that `def` lacks or gives another type.
+/// The paths of `required_keys(def.kind)` that `def` lacks, gives another type, or (for
+/// a key every submission must have) makes optional or conditional.
 pub fn missing_required_keys(def: &FormDefinition) -> Vec<String> {
     required_keys(def.kind)
         .iter()
-        .filter(|(path, field_type)| {
-            find(&def.fields, path).is_none_or(|f| f.field_type != *field_type)
+        .filter(|key| {
+            find(&def.fields, key.path).is_none_or(|f| {
+                f.field_type != key.field_type
+                    || (key.always && (!f.required || f.show_if.is_some()))
+            })
         })
-        .map(|(path, _)| (*path).to_owned())
+        .map(|key| key.path.to_owned())
         .collect()
 }
 
@@ -177,7 +154,53 @@ mod tests {
             .find(|f| f.key == "contacts")
             .unwrap();
         contacts.field_type = FieldType::Group;
-        assert_eq!(missing_required_keys(&outreach).len(), 10);
+        assert_eq!(missing_required_keys(&outreach).len(), 11);
+    }
+
+    #[test]
+    fn every_extracted_key_is_required_of_a_new_version() {
+        for (kind, key) in [
+            (FormKind::OutreachVisit, "iec_materials"),
+            (FormKind::ReferralHandoff, "facility"),
+            (FormKind::GroupSession, "topic"),
+        ] {
+            let mut def = form(kind);
+            def.fields.retain(|f| f.key != key);
+            for f in &mut def.fields {
+                if let Some(children) = f.fields.as_mut() {
+                    children.retain(|f| f.key != key);
+                }
+            }
+            let missing = missing_required_keys(&def);
+            assert_eq!(missing.len(), 1, "{kind}: {missing:?}");
+            assert!(missing[0].ends_with(key), "{kind}: {missing:?}");
+        }
+    }
+
+    #[test]
+    fn keys_every_submission_has_stay_required_and_always_shown() {
+        let mut session = form(FormKind::GroupSession);
+        session
+            .fields
+            .iter_mut()
+            .find(|f| f.key == "participants")
+            .unwrap()
+            .required = false;
+        session
+            .fields
+            .iter_mut()
+            .find(|f| f.key == "topic")
+            .unwrap()
+            .show_if = Some(crate::definition::ShowIf {
+            field: "audience".into(),
+            condition: crate::definition::Condition::Equals(json!("workers")),
+        });
+        assert_eq!(missing_required_keys(&session), ["participants", "topic"]);
+
+        // An optional key may be conditional: the loan amount is shown only for a loan.
+        let support = form(FormKind::SupportVisit);
+        assert!(support.field("loan_amount_vnd").unwrap().show_if.is_some());
+        assert_eq!(missing_required_keys(&support), Vec::<String>::new());
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! pick the definition, then [`parse_instance`]); the server validates those answers
 //! with [`FormDefinition::validate_answers`] like any other.
 //!
+//! Validated answers are read into one struct per form kind ([`typed::KindAnswers`]);
+//! those structs also say which keys a new version of a kind must keep
+//! ([`required_keys`]).
+//!
 //! This crate is the contract the phone team reads: it depends on no web framework, no
 //! database and no other crate of the workspace (`shared-models` depends on it).
 //!
@@ -34,6 +38,7 @@ mod instance;
 mod json_schema;
 mod parse;
 mod pattern;
+pub mod typed;
 mod uic;
 mod xform;
 
@@ -49,5 +54,6 @@ pub use instance::{
 };
 pub use json_schema::JSON_SCHEMA_DIALECT;
 pub use parse::parse_definition;
+pub use typed::AnswerKey;
 pub use uic::{normalize_uic, UIC_MAX_LEN, UIC_MIN_LEN};
 pub use xform::{END_FIELD, PLACES_FILE, PLACE_FIELD, START_FIELD};

@@ -42,14 +42,26 @@ pub fn parse_definition(json: &str) -> Result<FormDefinition, Vec<Fault>> {
 }
 
 fn shape_fault(err: serde_path_to_error::Error<serde_json::Error>) -> Fault {
+    // For a key given twice serde stops at the object holding it; point at the key.
+    let (path, message) = error_path(&err, "duplicate field `");
+    Fault::new(path, FaultCode::Malformed, message)
+}
+
+/// Where a serde error happened, as a fault path (`fields[2].key`, empty for the whole
+/// document), and serde's message. Errors whose message starts with `keyed` (such as
+/// "duplicate field `" or "missing field `") stop at the object holding the key they
+/// name: the path then points at that key.
+pub(crate) fn error_path(
+    err: &serde_path_to_error::Error<serde_json::Error>,
+    keyed: &str,
+) -> (String, String) {
     let mut path = err.path().to_string();
     if path == "." {
         path.clear();
     }
     let message = err.inner().to_string();
-    // For a key given twice serde stops at the object holding it; point at the key.
     if let Some(key) = message
-        .strip_prefix("duplicate field `")
+        .strip_prefix(keyed)
         .and_then(|rest| rest.split('`').next())
     {
         path = if path.is_empty() {
@@ -58,7 +70,7 @@ fn shape_fault(err: serde_path_to_error::Error<serde_json::Error>) -> Fault {
             format!("{path}.{key}")
         };
     }
-    Fault::new(path, FaultCode::Malformed, message)
+    (path, message)
 }
 
 /// Takes out the negative numbers that the typed definition cannot hold (it uses `u32`),

@@ -8,6 +8,7 @@ mod blob_store;
 mod browser;
 mod console;
 mod errors;
+mod form_kinds;
 mod garage;
 mod health;
 mod intake;

@@ -225,6 +225,27 @@ pub fn to_field_errors(prefix: &str, faults: Vec<mobile_schema::Fault>) -> Vec<F
         .collect()
 }
 
+/// The fault for a key of `kind`'s typed answers that a new version lacks, retypes, or
+/// (for a key every submission has) makes optional.
+fn missing_key_fault(kind: FormKind, path: &str) -> FieldError {
+    let key = mobile_schema::required_keys(kind)
+        .iter()
+        .find(|k| k.path == path);
+    let how = match key {
+        Some(k) if k.always => format!(", required and always shown, of type {}", k.field_type),
+        Some(k) => format!(" of type {}", k.field_type),
+        None => String::new(),
+    };
+    FieldError::new(
+        "fields",
+        "missing_required_key",
+        format!(
+            "a form of kind {} must keep the field `{path}`{how}: the server reads it into the kind's records",
+            kind.as_str()
+        ),
+    )
+}
+
 /// Publishes a new form or a new version of one (admin). The same version with the same
 /// content again answers the stored version (`false`: nothing was written).
 pub async fn publish<C: TransactionTrait + ConnectionTrait>(
@@ -283,20 +304,10 @@ pub async fn publish<C: TransactionTrait + ConnectionTrait>(
     }
     let missing = mobile_schema::missing_required_keys(&def);
     if !missing.is_empty() {
-        let kind: FormKind = def.kind;
         return Err(ApiError::validation(
             missing
                 .into_iter()
-                .map(|key| {
-                    FieldError::new(
-                        "fields",
-                        "missing_required_key",
-                        format!(
-                            "a form of kind {} must keep the field `{key}` (with its type)",
-                            kind.as_str()
-                        ),
-                    )
-                })
+                .map(|path| missing_key_fault(def.kind, &path))
                 .collect(),
         ));
     }

@@ -8,7 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
-use mobile_schema::{FormDefinition, FormKind};
+use mobile_schema::typed::KindAnswers;
+use mobile_schema::FormDefinition;
 use rand::Rng;
 use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
@@ -544,41 +545,36 @@ async fn resolve_place<C: ConnectionTrait>(
     }
 }
 
-/// The answer key holding the day the visit or session happened, by kind.
-fn occurred_on_key(kind: FormKind) -> &'static str {
-    match kind {
-        FormKind::OutreachVisit | FormKind::SupportVisit => "visit_date",
-        FormKind::ReferralHandoff => "arrived_on",
-        FormKind::GroupSession => "session_date",
-    }
-}
-
-fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
-    v.get(key)
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-}
-
-fn int_at(v: &serde_json::Value, key: &str) -> i64 {
-    v.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0)
-}
-
-fn strings_at(v: &serde_json::Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn date_at(v: &serde_json::Value, key: &str) -> ApiResult<NaiveDate> {
-    NaiveDate::parse_from_str(str_at(v, key), "%Y-%m-%d").map_err(|_| {
-        ApiError::Internal(anyhow::anyhow!(
-            "validated answers lack the date `{key}`; the form's kind keys were not checked"
-        ))
+/// Reads validated answers into their kind's typed record. Answers that validated but
+/// do not fit mean a form version was published that the kind check would now refuse
+/// (a key extraction needs made optional, or a number past what the record holds):
+/// a 422 naming the answer, so the worker can fill it in, rather than a 500 that a
+/// phone would retry forever.
+pub(crate) fn typed_answers(
+    def: &FormDefinition,
+    answers: &serde_json::Value,
+) -> ApiResult<KindAnswers> {
+    KindAnswers::read(def.kind, answers).map_err(|unfit| {
+        tracing::warn!(
+            form.id = %def.form_id,
+            form.version = def.version,
+            answer.path = %unfit.path,
+            "validated answers do not fit their kind's record: {}",
+            unfit.message
+        );
+        let field = if unfit.path.is_empty() {
+            "answers".to_owned()
+        } else {
+            format!("answers.{}", unfit.path)
+        };
+        ApiError::invalid(
+            field,
+            "unfit_answer",
+            format!(
+                "this answer validated but a {} record cannot be made from it: {}",
+                def.kind, unfit.message
+            ),
+        )
     })
 }
 
@@ -641,23 +637,6 @@ pub(crate) async fn prepare(
         omitted = list.omitted;
     }
     let place = resolve_place(db, actor, input, &mut faults).await?;
-    if def.kind == FormKind::ReferralHandoff && faults.is_empty() {
-        // Only referrals issued in the author's own area: codes elsewhere do not exist
-        // for them (and cannot be probed).
-        let code = str_at(&input.answers, "referral_code");
-        let known = referrals::Entity::find()
-            .filter(referrals::Column::Code.eq(code))
-            .filter(referrals::Column::OrgPath.starts_with(actor.org_unit_path.as_str()))
-            .one(db)
-            .await?;
-        if known.is_none() {
-            faults.push(FieldError::new(
-                "answers.referral_code",
-                "unknown_referral",
-                "no referral with this code was issued in your area",
-            ));
-        }
-    }
     let Some(place) = place.filter(|_| faults.is_empty()) else {
         return Err(ApiError::validation_within(faults, omitted, max_faults));
     };
@@ -666,7 +645,28 @@ pub(crate) async fn prepare(
         &def,
         input.answers.clone(),
     )?;
-    let occurred_on = date_at(&answers, occurred_on_key(def.kind))?;
+    let typed = typed_answers(&def, &answers)?;
+    if let KindAnswers::ReferralHandoff(handoff) = &typed {
+        // Only referrals issued in the author's own area: codes elsewhere do not exist
+        // for them (and cannot be probed).
+        let known = referrals::Entity::find()
+            .filter(referrals::Column::Code.eq(handoff.referral_code.as_str()))
+            .filter(referrals::Column::OrgPath.starts_with(actor.org_unit_path.as_str()))
+            .one(db)
+            .await?;
+        if known.is_none() {
+            return Err(ApiError::validation_within(
+                vec![FieldError::new(
+                    "answers.referral_code",
+                    "unknown_referral",
+                    "no referral with this code was issued in your area",
+                )],
+                0,
+                max_faults,
+            ));
+        }
+    }
+    let occurred_on = typed.occurred_on();
     let photos = def.photo_digests(&answers);
     Ok(Prepared {
         def,
@@ -923,16 +923,12 @@ pub(crate) async fn extract<C: ConnectionTrait>(
     answers: &serde_json::Value,
 ) -> ApiResult<Vec<(i32, String, String)>> {
     let mut issued = Vec::new();
-    match def.kind {
-        FormKind::OutreachVisit => {
-            let contacts = answers
-                .get("contacts")
-                .and_then(serde_json::Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+    match typed_answers(def, answers)? {
+        KindAnswers::OutreachVisit(visit) => {
+            let contacts = visit.contacts;
             // Client rows are locked in hash order, so two visits meeting the same
             // people in another order cannot deadlock each other.
-            let mut hashes: Vec<&str> = contacts.iter().map(|c| str_at(c, "uic")).collect();
+            let mut hashes: Vec<&str> = contacts.iter().map(|c| c.uic.as_str()).collect();
             hashes.sort_unstable();
             hashes.dedup();
             for hash in &hashes {
@@ -960,44 +956,41 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 .collect();
             let mut totals = [0i64; 4];
             for (position, c) in contacts.iter().enumerate() {
-                let position = position as i32;
-                let hash = str_at(c, "uic").to_string();
                 // New when this visit (or an earlier revision of it) first met the
                 // client; the first contact of that visit only, if met twice in it.
-                let is_new = first_met_here.contains(&hash)
-                    && !contacts[..position as usize]
+                let is_new = first_met_here.contains(&c.uic)
+                    && !contacts[..position]
                         .iter()
-                        .any(|earlier| str_at(earlier, "uic") == hash);
+                        .any(|earlier| earlier.uic == c.uic);
+                let position = position as i32;
                 let quantities = [
-                    int_at(c, "condoms_male"),
-                    int_at(c, "condoms_female"),
-                    int_at(c, "lubricant"),
-                    int_at(c, "self_test_kits"),
+                    c.condoms_male,
+                    c.condoms_female,
+                    c.lubricant,
+                    c.self_test_kits,
                 ];
                 for (total, q) in totals.iter_mut().zip(quantities) {
-                    *total += q;
+                    *total += i64::from(q);
                 }
                 contacts::Entity::insert(contacts::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     submission_id: Set(submission_id),
                     position: Set(position),
-                    uic_hash: Set(hash.clone()),
+                    uic_hash: Set(c.uic.clone()),
                     is_new: Set(is_new),
-                    age_band: Set(str_at(c, "age_band").to_string()),
-                    condoms_male: Set(quantities[0] as i32),
-                    condoms_female: Set(quantities[1] as i32),
-                    lubricant: Set(quantities[2] as i32),
-                    self_test_kits: Set(quantities[3] as i32),
-                    iec_materials: Set(int_at(c, "iec_materials") as i32),
-                    counselled: Set(c
-                        .get("counselled")
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(false)),
+                    age_band: Set(c.age_band.clone()),
+                    condoms_male: Set(c.condoms_male),
+                    condoms_female: Set(c.condoms_female),
+                    lubricant: Set(c.lubricant),
+                    self_test_kits: Set(c.self_test_kits),
+                    // None given when the worker left the optional count out.
+                    iec_materials: Set(c.iec_materials.unwrap_or(0)),
+                    counselled: Set(c.counselled),
                 })
                 .exec_without_returning(txn)
                 .await?;
-                for service in strings_at(c, "referrals") {
-                    issued.push((position, service, hash.clone()));
+                for service in c.referrals.iter().flatten() {
+                    issued.push((position, service.clone(), c.uic.clone()));
                 }
             }
             for (item, total) in crate::services::COMMODITIES.iter().zip(totals) {
@@ -1012,42 +1005,35 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 }
             }
         }
-        FormKind::ReferralHandoff => {
+        KindAnswers::ReferralHandoff(handoff) => {
             handoffs::Entity::insert(handoffs::ActiveModel {
                 submission_id: Set(submission_id),
-                referral_code: Set(str_at(answers, "referral_code").to_string()),
-                facility: Set(str_at(answers, "facility").to_string()),
-                arrived_on: Set(date_at(answers, "arrived_on")?),
-                service: Set(str_at(answers, "service").to_string()),
-                outcome: Set(str_at(answers, "outcome").to_string()),
+                referral_code: Set(handoff.referral_code),
+                facility: Set(handoff.facility),
+                arrived_on: Set(handoff.arrived_on),
+                service: Set(handoff.service),
+                outcome: Set(handoff.outcome),
             })
             .exec_without_returning(txn)
             .await?;
         }
-        FormKind::GroupSession => {
+        KindAnswers::GroupSession(session) => {
             group_sessions::Entity::insert(group_sessions::ActiveModel {
                 submission_id: Set(submission_id),
-                audience: Set(str_at(answers, "audience").to_string()),
-                participants: Set(int_at(answers, "participants") as i32),
-                topic: Set(str_at(answers, "topic").to_string()),
+                audience: Set(session.audience),
+                participants: Set(session.participants),
+                topic: Set(session.topic),
             })
             .exec_without_returning(txn)
             .await?;
         }
-        FormKind::SupportVisit => {
-            let person = str_at(answers, "person_uic").to_string();
-            for action in strings_at(answers, "support") {
-                let loan = (action == "loan")
-                    .then(|| {
-                        answers
-                            .get("loan_amount_vnd")
-                            .and_then(serde_json::Value::as_i64)
-                    })
-                    .flatten();
+        KindAnswers::SupportVisit(visit) => {
+            for action in visit.support {
+                let loan = visit.loan_amount_vnd.filter(|_| action == "loan");
                 support_actions::Entity::insert(support_actions::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     submission_id: Set(submission_id),
-                    person_uic_hash: Set(person.clone()),
+                    person_uic_hash: Set(visit.person_uic.clone()),
                     action: Set(action),
                     loan_amount_vnd: Set(loan),
                 })
