@@ -14,6 +14,7 @@ mod m20261123_000005_report_cells;
 mod m20261202_000006_login_failures_by_time;
 mod m20261202_000007_devices_odk;
 mod m20261202_000008_console_sessions;
+mod m20261202_000009_queue_by_received;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_login_failures_by_time::Migration),
             Box::new(m20261202_000007_devices_odk::Migration),
             Box::new(m20261202_000008_console_sessions::Migration),
+            Box::new(m20261202_000009_queue_by_received::Migration),
         ]
     }
 }
