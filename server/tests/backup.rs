@@ -4,11 +4,10 @@
 //! directory and a server started on it, and the data directory's permissions.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -18,110 +17,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 mod common;
-use common::clean_command;
+use common::{clean_command, donghanh, png, text, Node};
 
 const PEER: &str = "peer.backup";
 const PEER_PASSWORD: &str = "peer-password-123";
-
-/// `donghanh serve` on a data directory the test owns; killed on drop.
-struct Node {
-    child: Child,
-    address: String,
-    admin_password: Option<String>,
-}
-
-impl Node {
-    /// Starts a server on `data_dir` and waits until it listens; `first` says whether
-    /// it must create (and print) a first admin.
-    fn start(work: &Path, data_dir: &Path, first: bool) -> Node {
-        let mut cmd = clean_command(work);
-        cmd.env("DATA_DIR", data_dir)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn donghanh serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send((false, line));
-            }
-        });
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("logs").push(line.clone());
-                let _ = tx2.send((true, line));
-            }
-        });
-        let (mut password, mut address) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while (address.is_none() || (first && password.is_none())) && Instant::now() < deadline {
-            let Ok((is_log, line)) = rx.recv_timeout(Duration::from_secs(1)) else {
-                continue;
-            };
-            if !is_log {
-                if let Some(p) = line.trim().strip_prefix("password: ") {
-                    password = Some(p.to_string());
-                }
-            } else if let Some(rest) = line.split("address=").nth(1) {
-                address = Some(
-                    rest.chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect::<String>(),
-                );
-            }
-        }
-        let Some(address) = address else {
-            let _ = child.kill();
-            panic!("server did not start: {:#?}", logs.lock().expect("logs"));
-        };
-        assert!(!first || password.is_some(), "no first admin password");
-        Node {
-            child,
-            address,
-            admin_password: password,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `donghanh ARGS` on `data_dir` and returns what it did.
-fn donghanh(work: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = clean_command(work);
-    cmd.env("DATA_DIR", data_dir).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run donghanh")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -182,22 +81,6 @@ async fn peer(node: &Node) -> (String, String) {
         .expect("create peer");
     assert_eq!(res.status(), 201);
     (unit, login(node, PEER, PEER_PASSWORD).await)
-}
-
-/// A small real PNG, different for each seed.
-fn png(seed: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, 8, 8);
-        encoder.set_color(png::ColorType::Rgb);
-        let mut writer = encoder.write_header().expect("png header");
-        let bytes = seed.to_le_bytes();
-        let pixels: Vec<u8> = (0..8 * 8 * 3)
-            .map(|i| bytes[i % 8].wrapping_add(i as u8))
-            .collect();
-        writer.write_image_data(&pixels).expect("png data");
-    }
-    out
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -295,7 +178,7 @@ async fn submit_with_photo(
 /// A data directory with a few visits and photos, its server stopped.
 async fn populated(work: &Path, visits: u64) -> (PathBuf, Vec<Sent>) {
     let data = work.join("data");
-    let node = Node::start(work, &data, true);
+    let node = Node::start(work, &data, common::NO_ENV, true);
     let (unit, token) = peer(&node).await;
     let client = common::client();
     let mut sent = Vec::new();
@@ -412,7 +295,7 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
     let work = tempfile::tempdir().expect("tempdir");
     let work = work.path();
     let data = work.join("data");
-    let node = Node::start(work, &data, true);
+    let node = Node::start(work, &data, common::NO_ENV, true);
     let (unit, token) = peer(&node).await;
 
     // Eight phones submit visits with a photo each, without pause, until told to stop.
@@ -443,7 +326,7 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
                 &work,
                 &data,
                 &["backup", "--to", backup.to_str().expect("utf8")],
-                &[],
+                common::NO_ENV,
             )
         })
         .await
@@ -490,7 +373,7 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
         work,
         &data,
         &["backup", "--verify", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
 
     // Restore into a fresh directory; its reports need no repair; a server starts on it.
@@ -499,10 +382,15 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
         work,
         &restored,
         &["restore", "--from", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_ok(&out);
-    let check = donghanh(work, &restored, &["rebuild-reports", "--check"], &[]);
+    let check = donghanh(
+        work,
+        &restored,
+        &["rebuild-reports", "--check"],
+        common::NO_ENV,
+    );
     assert_ok(&check);
     assert!(String::from_utf8_lossy(&check.stdout).contains("report cells match"));
 
@@ -546,7 +434,7 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
 
     // A server on the restored directory: the phone's token (same signing key) still
     // works, and every visit acknowledged before the backup began is there with its photo.
-    let second = Node::start(work, &restored, false);
+    let second = Node::start(work, &restored, common::NO_ENV, false);
     let client = common::client();
     for s in &before {
         let res = client
@@ -586,14 +474,14 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
         work,
         &data,
         &["backup", "--to", quiet.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
     let again = work.join("restored-quiet");
     assert_ok(&donghanh(
         work,
         &again,
         &["restore", "--from", quiet.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
     let again_db = again.join("donghanh.db");
     assert_eq!(rows_missing(&source_db, &again_db).await, BTreeMap::new());
@@ -617,14 +505,14 @@ async fn verify_names_a_missing_object_a_changed_object_a_missing_row_and_a_bad_
         work,
         &data,
         &["backup", "--to", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
     let verify = |dir: &Path| {
         donghanh(
             work,
             &data,
             &["backup", "--verify", dir.to_str().expect("utf8")],
-            &[],
+            common::NO_ENV,
         )
     };
     let out = verify(&backup);
@@ -747,7 +635,7 @@ async fn verify_names_a_missing_object_a_changed_object_a_missing_row_and_a_bad_
             "--from",
             work.join("changed-object").to_str().expect("utf8"),
         ],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     assert!(!target.exists(), "restore created {}", target.display());
@@ -767,7 +655,7 @@ async fn a_target_that_is_not_empty_is_refused_and_nothing_changes() {
         work,
         &data,
         &["backup", "--to", target.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     let err = stderr(&out);
@@ -788,7 +676,7 @@ async fn a_target_that_is_not_empty_is_refused_and_nothing_changes() {
             "--to",
             target.join("notes.txt").to_str().expect("utf8"),
         ],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     // No data directory: nothing to back up, and none is created.
@@ -797,7 +685,7 @@ async fn a_target_that_is_not_empty_is_refused_and_nothing_changes() {
         work,
         &nowhere,
         &["backup", "--to", work.join("b").to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     assert!(!nowhere.exists() && !work.join("b").exists());
@@ -825,7 +713,7 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
         work,
         &data,
         &["backup", "--verify", cut.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     if cut.join("manifest.json").exists() {
         assert_ok(&out);
@@ -844,14 +732,14 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
         work,
         &data,
         &["backup", "--to", half.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
     std::fs::remove_file(half.join("manifest.json")).expect("rm");
     let out = donghanh(
         work,
         &data,
         &["backup", "--verify", half.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     assert!(stderr(&out).contains("incomplete"), "{}", text(&out));
@@ -860,7 +748,7 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
         work,
         &work.join("never"),
         &["restore", "--from", half.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     assert!(!work.join("never").exists());
@@ -869,7 +757,7 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
         work,
         &data,
         &["backup", "--to", half.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     let fresh = work.join("fresh");
@@ -877,13 +765,13 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
         work,
         &data,
         &["backup", "--to", fresh.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
     assert_ok(&donghanh(
         work,
         &data,
         &["backup", "--verify", fresh.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
 }
 
@@ -897,7 +785,7 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
         work,
         &data,
         &["backup", "--to", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
 
     let busy = work.join("busy");
@@ -907,7 +795,7 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
         work,
         &busy,
         &["restore", "--from", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", text(&out));
@@ -923,7 +811,7 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
         work,
         &data,
         &["restore", "--from", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     );
     assert_exit_2(&out);
 
@@ -934,9 +822,9 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
         work,
         &empty,
         &["restore", "--from", backup.to_str().expect("utf8")],
-        &[],
+        common::NO_ENV,
     ));
-    let node = Node::start(work, &empty, false);
+    let node = Node::start(work, &empty, common::NO_ENV, false);
     login(&node, PEER, PEER_PASSWORD).await;
     node.stop();
 }
@@ -981,7 +869,7 @@ async fn the_data_directory_is_private_from_the_first_start_and_kept_so() {
     set_mode(&data.join("donghanh.db"), 0o644);
     set_mode(&data.join("secrets/uic_hmac.key"), 0o644);
     set_mode(&data.join("blobs"), 0o755);
-    let out = donghanh(work, &data, &["migrate", "status"], &[]);
+    let out = donghanh(work, &data, &["migrate", "status"], common::NO_ENV);
     assert_ok(&out);
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("donghanh.db")), 0o600);
@@ -1011,9 +899,9 @@ fn migrate_status_prints_its_table_whatever_rust_log_says() {
         }
         assert!(stdout.contains("MIGRATION"), "{}", text(&out));
     }
-    let out = donghanh(work, &data, &["migrate", "status"], &[]);
+    let out = donghanh(work, &data, &["migrate", "status"], common::NO_ENV);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 applied"));
-    assert_ok(&donghanh(work, &data, &["migrate"], &[]));
+    assert_ok(&donghanh(work, &data, &["migrate"], common::NO_ENV));
     let out = donghanh(work, &data, &["migrate", "status"], &[("RUST_LOG", "off")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(" Applied "), "{}", text(&out));

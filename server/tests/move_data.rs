@@ -19,30 +19,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 mod common;
-use common::{clean_command, png, Node, PgDatabase};
+use common::{donghanh, png, text, Node, PgDatabase};
 
 const PEER: &str = "peer.move";
 const SUPERVISOR: &str = "supervisor.move";
 const PASSWORD: &str = "move-password-123";
-
-/// Runs `donghanh ARGS` on `data_dir` with `env`.
-fn donghanh(work: &Path, data_dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
-    let mut cmd = clean_command(work);
-    cmd.env("DATA_DIR", data_dir).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run donghanh")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Exit status 2 and one line from donghanh on stderr; answers that line.
 fn refused(out: &Output) -> String {
@@ -260,7 +241,7 @@ async fn sync_all(node: &Node, token: &str, since: Option<&str>) -> (Vec<Value>,
 async fn pilot(visits: u64) -> Pilot {
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("data");
-    let node = Node::start(work.path(), &data, &[], true);
+    let node = Node::start(work.path(), &data, common::NO_ENV, true);
     let admin = login_pair(
         &node,
         "admin",
@@ -864,7 +845,7 @@ async fn a_target_that_holds_data_is_refused_and_the_source_is_unchanged() {
 /// A second, fresh pilot (its org units have ids of their own).
 async fn another_pilot(pilot: &Pilot) -> PathBuf {
     let data = pilot.work.path().join("other");
-    let node = Node::start(pilot.work.path(), &data, &[], true);
+    let node = Node::start(pilot.work.path(), &data, common::NO_ENV, true);
     node.stop();
     data
 }
@@ -876,7 +857,7 @@ async fn wrong_credentials_and_an_unreachable_database_are_one_line_and_exit_2()
     };
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("data");
-    let node = Node::start(work.path(), &data, &[], true);
+    let node = Node::start(work.path(), &data, common::NO_ENV, true);
     node.stop();
     let before = source_files(&data);
     let (host, _) = admin_url
@@ -916,7 +897,7 @@ async fn wrong_credentials_and_an_unreachable_database_are_one_line_and_exit_2()
         work.path(),
         &data,
         &["move", "--to-database", "mysql://x/y"],
-        &[],
+        common::NO_ENV,
     ));
     assert!(line.contains("postgres://"), "{line}");
     assert_eq!(source_files(&data), before, "the source changed");

@@ -14,6 +14,34 @@ pub fn bin() -> String {
     std::env::var("DONGHANH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_donghanh").to_string())
 }
 
+/// No environment beyond `DATA_DIR`, for [`donghanh`] and [`Node::start`].
+pub const NO_ENV: &[(&str, &str)] = &[];
+
+/// Runs `donghanh ARGS` in `work` on `data_dir` with `env` and returns what it did.
+pub fn donghanh<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    work: &std::path::Path,
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(K, V)],
+) -> std::process::Output {
+    let mut cmd = clean_command(work);
+    cmd.env("DATA_DIR", data_dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run donghanh")
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The binary with an empty environment (but `PATH`), run in `dir`.
 pub fn clean_command(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(bin());
@@ -360,10 +388,10 @@ pub struct Node {
 impl Node {
     /// Starts a server with `DATA_DIR=data_dir` and `env`, and waits until it listens;
     /// `first` says whether it must create (and print) a first admin.
-    pub fn start(
+    pub fn start<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
         work: &std::path::Path,
         data_dir: &std::path::Path,
-        env: &[(String, String)],
+        env: &[(K, V)],
         first: bool,
     ) -> Node {
         let mut cmd = clean_command(work);
