@@ -588,6 +588,7 @@ pub async fn revise(
         answers,
         occurred_on,
         photos,
+        typed,
     } = &prepared;
 
     let txn = state.db.begin().await?;
@@ -690,7 +691,7 @@ pub async fn revise(
         .filter(support_actions::Column::SubmissionId.eq(m.id))
         .exec(&txn)
         .await?;
-    let issued = intake::extract(&txn, def, m.id, answers).await?;
+    let issued = intake::extract(&txn, m.id, typed).await?;
 
     // Referral codes already printed stay with their (contact, service); new pairs get
     // new codes; pairs gone from the revision are withdrawn unless already completed.

@@ -595,6 +595,8 @@ pub(crate) struct Prepared {
     pub answers: serde_json::Value,
     pub occurred_on: NaiveDate,
     pub photos: Vec<String>,
+    /// The answers read into their kind's types, for extraction.
+    pub typed: KindAnswers,
 }
 
 /// Checks a submission as the phone sent it (form version, role, answers, place,
@@ -674,6 +676,7 @@ pub(crate) async fn prepare(
         answers,
         occurred_on,
         photos,
+        typed,
     })
 }
 
@@ -730,6 +733,7 @@ async fn store(
         answers,
         occurred_on,
         photos,
+        typed,
     } = &prepared;
 
     let txn = db.begin().await?;
@@ -785,7 +789,7 @@ async fn store(
         now,
     )
     .await?;
-    let issued = extract(&txn, def, input.id, answers).await?;
+    let issued = extract(&txn, input.id, typed).await?;
     for (position, service, hash) in issued {
         insert_referral(
             &txn,
@@ -918,14 +922,13 @@ fn hash_uics(
 /// (contact position, service, client hash): they are written last, with sync numbers.
 pub(crate) async fn extract<C: ConnectionTrait>(
     txn: &C,
-    def: &FormDefinition,
     submission_id: Uuid,
-    answers: &serde_json::Value,
+    typed: &KindAnswers,
 ) -> ApiResult<Vec<(i32, String, String)>> {
     let mut issued = Vec::new();
-    match typed_answers(def, answers)? {
+    match typed {
         KindAnswers::OutreachVisit(visit) => {
-            let contacts = visit.contacts;
+            let contacts = &visit.contacts;
             // Client rows are locked in hash order, so two visits meeting the same
             // people in another order cannot deadlock each other.
             let mut hashes: Vec<&str> = contacts.iter().map(|c| c.uic.as_str()).collect();
@@ -1008,11 +1011,11 @@ pub(crate) async fn extract<C: ConnectionTrait>(
         KindAnswers::ReferralHandoff(handoff) => {
             handoffs::Entity::insert(handoffs::ActiveModel {
                 submission_id: Set(submission_id),
-                referral_code: Set(handoff.referral_code),
-                facility: Set(handoff.facility),
+                referral_code: Set(handoff.referral_code.clone()),
+                facility: Set(handoff.facility.clone()),
                 arrived_on: Set(handoff.arrived_on),
-                service: Set(handoff.service),
-                outcome: Set(handoff.outcome),
+                service: Set(handoff.service.clone()),
+                outcome: Set(handoff.outcome.clone()),
             })
             .exec_without_returning(txn)
             .await?;
@@ -1020,21 +1023,21 @@ pub(crate) async fn extract<C: ConnectionTrait>(
         KindAnswers::GroupSession(session) => {
             group_sessions::Entity::insert(group_sessions::ActiveModel {
                 submission_id: Set(submission_id),
-                audience: Set(session.audience),
+                audience: Set(session.audience.clone()),
                 participants: Set(session.participants),
-                topic: Set(session.topic),
+                topic: Set(session.topic.clone()),
             })
             .exec_without_returning(txn)
             .await?;
         }
         KindAnswers::SupportVisit(visit) => {
-            for action in visit.support {
+            for action in &visit.support {
                 let loan = visit.loan_amount_vnd.filter(|_| action == "loan");
                 support_actions::Entity::insert(support_actions::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     submission_id: Set(submission_id),
                     person_uic_hash: Set(visit.person_uic.clone()),
-                    action: Set(action),
+                    action: Set(action.clone()),
                     loan_amount_vnd: Set(loan),
                 })
                 .exec_without_returning(txn)
