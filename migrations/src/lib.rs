@@ -15,6 +15,7 @@ mod m20261202_000006_login_failures_by_time;
 mod m20261202_000007_devices_odk;
 mod m20261202_000008_console_sessions;
 mod m20261202_000009_queue_by_received;
+mod m20261202_000010_sync_epoch;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_devices_odk::Migration),
             Box::new(m20261202_000008_console_sessions::Migration),
             Box::new(m20261202_000009_queue_by_received::Migration),
+            Box::new(m20261202_000010_sync_epoch::Migration),
         ]
     }
 }

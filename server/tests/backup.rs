@@ -211,7 +211,8 @@ async fn tables(conn: &mut SqliteConnection) -> Vec<String> {
     .expect("tables")
 }
 
-/// Rows of each table of `a` that `b` lacks (or holds with other values).
+/// Rows of each table of `a` that `b` lacks (or holds with other values). The sync
+/// counter's epoch is left out: a restore gives it a new one (checked on its own).
 async fn rows_missing(a: &Path, b: &Path) -> BTreeMap<String, i64> {
     let mut conn = open(a).await;
     sqlx::query("ATTACH DATABASE ? AS other")
@@ -221,8 +222,13 @@ async fn rows_missing(a: &Path, b: &Path) -> BTreeMap<String, i64> {
         .expect("attach");
     let mut missing = BTreeMap::new();
     for table in tables(&mut conn).await {
+        let columns = if table == "sync_counter" {
+            "id, value"
+        } else {
+            "*"
+        };
         let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM (SELECT * FROM main.\"{table}\" EXCEPT SELECT * FROM other.\"{table}\")"
+            "SELECT COUNT(*) FROM (SELECT {columns} FROM main.\"{table}\" EXCEPT SELECT {columns} FROM other.\"{table}\")"
         ))
         .fetch_one(&mut conn)
         .await
@@ -486,6 +492,19 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
     let again_db = again.join("donghanh.db");
     assert_eq!(rows_missing(&source_db, &again_db).await, BTreeMap::new());
     assert_eq!(rows_missing(&again_db, &source_db).await, BTreeMap::new());
+    let epoch = |path: PathBuf| async move {
+        let mut conn = open(&path).await;
+        let e: i64 = sqlx::query_scalar("SELECT epoch FROM sync_counter")
+            .fetch_one(&mut conn)
+            .await
+            .expect("epoch");
+        e
+    };
+    assert_ne!(
+        epoch(again_db.clone()).await,
+        epoch(source_db.clone()).await,
+        "the restore kept the epoch: phones' cursors from after the backup would be read"
+    );
     let mut conn = open(&again_db).await;
     let visits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions")
         .fetch_one(&mut conn)
@@ -907,4 +926,97 @@ fn migrate_status_prints_its_table_whatever_rust_log_says() {
     assert!(stdout.contains(" Applied "), "{}", text(&out));
     assert!(!stdout.contains(" Pending "), "{}", text(&out));
     assert!(stdout.contains(", 0 pending"), "{}", text(&out));
+}
+
+/// The submission ids a phone's sync from `since` reads, and its last cursor.
+async fn sync_ids(
+    node: &Node,
+    token: &str,
+    since: Option<&str>,
+) -> Result<(Vec<String>, String), (u16, String)> {
+    let (pages, cursor) = common::sync_pages(node, token, since).await?;
+    let ids = pages
+        .iter()
+        .flat_map(|p| p["submissions"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    Ok((ids, cursor))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_synced_after_the_backup_reads_the_restored_data_from_the_start() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let work = work.path();
+    let data = work.join("data");
+    let node = Node::start(work, &data, common::NO_ENV, true);
+    let (unit, token) = peer(&node).await;
+    let client = common::client();
+    let kept = submit_with_photo(&client, &node.url(""), &token, &unit, 1)
+        .await
+        .0;
+    let backup = work.join("backup");
+    assert_ok(&donghanh(
+        work,
+        &data,
+        &["backup", "--to", backup.to_str().expect("utf8")],
+        common::NO_ENV,
+    ));
+    // After the backup: two more visits the phone syncs, so its cursor is past the
+    // backup's counter. Then the office PC's disk dies.
+    let mut lost = Vec::new();
+    for seed in 2..4 {
+        lost.push(
+            submit_with_photo(&client, &node.url(""), &token, &unit, seed)
+                .await
+                .0
+                .id,
+        );
+    }
+    let (ids, phone_cursor) = sync_ids(&node, &token, None).await.expect("sync");
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    node.stop();
+
+    let restored = work.join("restored");
+    assert_ok(&donghanh(
+        work,
+        &restored,
+        &["restore", "--from", backup.to_str().expect("utf8")],
+        common::NO_ENV,
+    ));
+    let node = Node::start(work, &restored, common::NO_ENV, false);
+    // Visits arrive again (the counter passes the phone's cursor), then the phone syncs.
+    let mut after = Vec::new();
+    for seed in 10..14 {
+        after.push(
+            submit_with_photo(&client, &node.url(""), &token, &unit, seed)
+                .await
+                .0
+                .id,
+        );
+    }
+    let (status, body) = sync_ids(&node, &token, Some(&phone_cursor))
+        .await
+        .expect_err("a cursor from before the restore is read as if nothing was lost");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("\"since\"") && body.contains("restored from a backup"),
+        "{body}"
+    );
+    // From the start the phone reads the restored truth: the kept visit and the new
+    // ones, not the two the restore lost.
+    let (ids, cursor) = sync_ids(&node, &token, None).await.expect("sync");
+    assert!(ids.contains(&kept.id), "{ids:?}");
+    for id in &after {
+        assert!(ids.contains(id), "{id} missing from {ids:?}");
+    }
+    for id in &lost {
+        assert!(!ids.contains(id), "{id} was lost by the restore: {ids:?}");
+    }
+    // The new cursor goes on as usual.
+    let newest = submit_with_photo(&client, &node.url(""), &token, &unit, 20)
+        .await
+        .0;
+    let (ids, _) = sync_ids(&node, &token, Some(&cursor)).await.expect("sync");
+    assert_eq!(ids, vec![newest.id], "only the change after the cursor");
+    node.stop();
 }

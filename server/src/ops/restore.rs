@@ -1,7 +1,8 @@
 //! `donghanh restore --from DIR`: rebuilds an empty data directory from a backup,
 //! after verifying it. While it runs, a marker in the data directory says the restore
 //! is unfinished, and every command refuses to start on it; the database file comes
-//! last, renamed into place once whole.
+//! last, renamed into place once whole, with a new sync epoch (phones' cursors from
+//! before the restore are refused, so they sync the restored truth from the start).
 
 use std::path::Path;
 
@@ -72,7 +73,7 @@ pub async fn run(layout: &DataLayout, from: &Path) -> Result<Verified, OpsError>
 
     restore_keys(from, layout, manifest)?;
     restore_objects(from, blob_root, manifest).await?;
-    restore_database(from, database, manifest)?;
+    restore_database(from, database, manifest).await?;
 
     std::fs::remove_file(&marker).at(&marker)?;
     sync_dir(&layout.data_dir)?;
@@ -117,7 +118,11 @@ async fn restore_objects(
     Ok(())
 }
 
-fn restore_database(from: &Path, database: &Path, manifest: &Manifest) -> Result<(), OpsError> {
+async fn restore_database(
+    from: &Path,
+    database: &Path,
+    manifest: &Manifest,
+) -> Result<(), OpsError> {
     if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir_all(parent)?;
     }
@@ -128,6 +133,12 @@ fn restore_database(from: &Path, database: &Path, manifest: &Manifest) -> Result
     if copied.sha256 != manifest.database.sha256 {
         return Err(changed_meanwhile(DATABASE_FILE));
     }
+    // Phones that synced after the backup hold cursors past its counter: a new epoch
+    // makes them sync from the start instead of skipping what was renumbered.
+    super::sqlite::renew_sync_epoch(&partial).await?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .at(&partial)?;
     std::fs::rename(&partial, database).at(database)?;
     if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_dir(parent)?;

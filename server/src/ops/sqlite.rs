@@ -64,6 +64,33 @@ pub async fn snapshot(live: &Path, dest: &Path) -> Result<(), OpsError> {
     conn.close().await.map_err(db_fault(dest))
 }
 
+/// Gives the (restored, not yet in use) database at `path` a new random sync epoch, so
+/// the cursors phones hold from before the restore are refused rather than read against
+/// numbers that were wound back (see migration 000010). Answers the new epoch.
+pub async fn renew_sync_epoch(path: &Path) -> Result<i64, OpsError> {
+    let epoch = rand::Rng::gen_range(&mut rand::rngs::OsRng, 1..i64::MAX);
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(db_fault(path))?;
+    let done = sqlx::query("UPDATE sync_counter SET epoch = ? WHERE id = 1")
+        .bind(epoch)
+        .execute(&mut conn)
+        .await
+        .map_err(db_fault(path))?;
+    conn.close().await.map_err(db_fault(path))?;
+    if done.rows_affected() != 1 {
+        return Err(OpsError::Refused(format!(
+            "{}: the sync counter row is missing; the backup is damaged",
+            path.display()
+        )));
+    }
+    Ok(epoch)
+}
+
 /// A read-only, never-writing connection to a snapshot file.
 pub async fn open_read_only(path: &Path) -> Result<SqliteConnection, OpsError> {
     SqliteConnectOptions::new()

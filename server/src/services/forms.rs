@@ -163,9 +163,9 @@ async fn insert_version<C: ConnectionTrait>(
     if inserted == 0 {
         return Ok(None);
     }
-    let seq = sync::next_change_seqs(db, 1).await?;
+    let seq = sync::change_seq(db).await?;
     forms::Entity::update_many()
-        .col_expr(forms::Column::ChangeSeq, seq.start.into())
+        .col_expr(forms::Column::ChangeSeq, seq.into())
         .filter(forms::Column::Id.eq(id))
         .exec(db)
         .await?;

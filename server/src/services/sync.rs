@@ -1,9 +1,9 @@
 //! What changed for a phone since it last synced. Every change a phone syncs carries a
 //! `change_seq` taken from the one-row `sync_counter` inside the writing transaction:
 //! the row lock makes sequence order commit order, so a cursor (the highest sequence
-//! seen) never skips a change that committed late.
-
-use std::ops::Range;
+//! seen) never skips a change that committed late. The cursor also carries the
+//! database's epoch (`sync_counter.epoch`, new after `donghanh restore`), so a cursor
+//! from before a restore is refused rather than read against wound-back numbers.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,17 +19,22 @@ use crate::services::{forms as form_service, submissions as submission_service};
 
 const DEFAULT_SYNC_LIMIT: u64 = 100;
 const MAX_SYNC_LIMIT: u64 = 200;
-const CURSOR_PREFIX: &str = "y1.";
+const CURSOR_PREFIX: &str = "y2.";
+const CURSOR_PREFIX_V1: &str = "y1.";
 
-/// Takes `count` consecutive change sequence numbers. Call it as late as possible in a
-/// transaction: the counter row stays locked until commit.
-pub async fn next_change_seqs<C: ConnectionTrait>(db: &C, count: i64) -> ApiResult<Range<i64>> {
+fn counter_missing() -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("sync_counter row is missing"))
+}
+
+/// The number of every change this transaction makes. Call it inside the writing
+/// transaction, as late as possible: the counter row stays locked until commit.
+pub async fn change_seq<C: ConnectionTrait>(db: &C) -> ApiResult<i64> {
     let backend = db.get_database_backend();
     let stmt = Query::update()
         .table(sync_counter::Entity)
         .value(
             sync_counter::Column::Value,
-            Expr::col(sync_counter::Column::Value).add(count),
+            Expr::col(sync_counter::Column::Value).add(1),
         )
         .and_where(Expr::col(sync_counter::Column::Id).eq(1))
         .returning_col(sync_counter::Column::Value)
@@ -37,9 +42,26 @@ pub async fn next_change_seqs<C: ConnectionTrait>(db: &C, count: i64) -> ApiResu
     let row = db
         .query_one(backend.build(&stmt))
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("sync_counter row is missing")))?;
-    let last: i64 = row.try_get("", "value")?;
-    Ok((last - count + 1)..(last + 1))
+        .ok_or_else(counter_missing)?;
+    Ok(row.try_get("", "value")?)
+}
+
+/// Where reading may go up to (every change numbered up to it has committed), and the
+/// epoch cursors must carry.
+struct Horizon {
+    upto: i64,
+    epoch: i64,
+}
+
+async fn horizon<C: ConnectionTrait>(db: &C) -> ApiResult<Horizon> {
+    let row = sync_counter::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(counter_missing)?;
+    Ok(Horizon {
+        upto: row.value,
+        epoch: row.epoch,
+    })
 }
 
 /// Gives everything one transaction changed the same sync number: these submissions,
@@ -51,7 +73,7 @@ pub async fn stamp<C: ConnectionTrait>(
     referral_ids: &[Uuid],
     referrals_of: &[Uuid],
 ) -> ApiResult<i64> {
-    let seq = next_change_seqs(txn, 1).await?.start;
+    let seq = change_seq(txn).await?;
     if !submission_ids.is_empty() {
         submissions::Entity::update_many()
             .col_expr(submissions::Column::ChangeSeq, Expr::value(seq))
@@ -76,43 +98,47 @@ pub async fn stamp<C: ConnectionTrait>(
     Ok(seq)
 }
 
-async fn current_seq<C: ConnectionTrait>(db: &C) -> ApiResult<i64> {
-    let row = sync_counter::Entity::find_by_id(1)
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("sync_counter row is missing")))?;
-    Ok(row.value)
+/// The cursor after `seq` for this user in this epoch. It names the user so it cannot
+/// be replayed by another (a foreign cursor is refused, not silently read as someone
+/// else's), and the epoch so that one issued before a restore is refused.
+fn encode_cursor(user_id: Uuid, epoch: i64, seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{user_id}.{epoch}.{seq}"))
 }
 
-/// The cursor after `seq` for this user. It names the user so it cannot be replayed by
-/// another (a foreign cursor is refused, not silently read as someone else's).
-fn encode_cursor(user_id: Uuid, seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{user_id}.{seq}"))
-}
-
-fn decode_cursor(cursor: &str, user_id: Uuid, current: i64) -> ApiResult<i64> {
+/// The sequence number a cursor names. Cursors of the first format (`y1.`, before
+/// epochs) belong to epoch 0, the epoch of a database never restored.
+fn decode_cursor(cursor: &str, user_id: Uuid, counter: &Horizon) -> ApiResult<i64> {
     let bad = |message: &str| ApiError::bad_param("since", "invalid_cursor", message);
-    let raw = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad("not a sync cursor this server issued"))?;
-    let text =
-        std::str::from_utf8(&raw).map_err(|_| bad("not a sync cursor this server issued"))?;
-    let rest = text
-        .strip_prefix(CURSOR_PREFIX)
-        .ok_or_else(|| bad("not a sync cursor this server issued"))?;
-    let (user, seq) = rest
-        .rsplit_once('.')
-        .ok_or_else(|| bad("not a sync cursor this server issued"))?;
-    let user = Uuid::parse_str(user).map_err(|_| bad("not a sync cursor this server issued"))?;
-    let seq: i64 = seq
-        .parse()
-        .map_err(|_| bad("not a sync cursor this server issued"))?;
+    let foreign = || bad("not a sync cursor this server issued");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| foreign())?;
+    let text = std::str::from_utf8(&raw).map_err(|_| foreign())?;
+    let (user, epoch, seq) = if let Some(rest) = text.strip_prefix(CURSOR_PREFIX) {
+        let mut parts = rest.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(user), Some(epoch), Some(seq), None) => (user, epoch, seq),
+            _ => return Err(foreign()),
+        }
+    } else if let Some(rest) = text.strip_prefix(CURSOR_PREFIX_V1) {
+        let (user, seq) = rest.rsplit_once('.').ok_or_else(foreign)?;
+        (user, "0", seq)
+    } else {
+        return Err(foreign());
+    };
+    let user = Uuid::parse_str(user).map_err(|_| foreign())?;
+    let epoch: i64 = epoch.parse().map_err(|_| foreign())?;
+    let seq: i64 = seq.parse().map_err(|_| foreign())?;
     if user != user_id {
         return Err(bad(
             "this cursor belongs to another user; sync from the start",
         ));
     }
-    if !(0..=current).contains(&seq) {
+    if epoch != counter.epoch {
+        return Err(bad(
+            "the server was restored from a backup after this cursor was issued; sync \
+             from the start",
+        ));
+    }
+    if !(0..=counter.upto).contains(&seq) {
         return Err(bad(
             "this cursor is ahead of the server; sync from the start",
         ));
@@ -151,10 +177,11 @@ pub async fn changes<C: ConnectionTrait>(
         ));
     }
     // Everything up to `upto` is committed (see the module docs); read no further.
-    let upto = current_seq(db).await?;
+    let counter = horizon(db).await?;
+    let upto = counter.upto;
     let since = match query.since.as_deref() {
         None | Some("") => 0,
-        Some(c) => decode_cursor(c, actor.user_id, upto)?,
+        Some(c) => decode_cursor(c, actor.user_id, &counter)?,
     };
     let take = limit + 1;
     let mut changes: Vec<Change> = Vec::new();
@@ -236,7 +263,7 @@ pub async fn changes<C: ConnectionTrait>(
         .collect();
     let reviews = latest_reviews(db, &submission_ids).await?;
     let mut out = SyncOut {
-        cursor: encode_cursor(actor.user_id, cursor_seq),
+        cursor: encode_cursor(actor.user_id, counter.epoch, cursor_seq),
         has_more,
         submissions: Vec::new(),
         forms: Vec::new(),

@@ -512,3 +512,39 @@ pub fn png(seed: u64) -> Vec<u8> {
     }
     out
 }
+
+/// Syncs from `since` to the end as a phone does: every page, and the last cursor; or the
+/// first refusal's status and body.
+#[allow(dead_code)]
+pub async fn sync_pages(
+    node: &Node,
+    token: &str,
+    since: Option<&str>,
+) -> Result<(Vec<serde_json::Value>, String), (u16, String)> {
+    let mut cursor = since.map(str::to_string);
+    let mut pages = Vec::new();
+    loop {
+        let mut url = node.url("/api/v1/sync?limit=200");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&since={c}"));
+        }
+        let res = client()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sync");
+        let status = res.status().as_u16();
+        let body = res.text().await.expect("body");
+        if status != 200 {
+            return Err((status, body));
+        }
+        let page: serde_json::Value = serde_json::from_str(&body).expect("json");
+        cursor = page["cursor"].as_str().map(str::to_string);
+        let more = page["has_more"] == serde_json::json!(true);
+        pages.push(page);
+        if !more {
+            return Ok((pages, cursor.expect("cursor")));
+        }
+    }
+}
