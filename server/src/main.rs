@@ -230,6 +230,7 @@ async fn run_ops(command: Command) -> Result<(), OpsError> {
         }
         Command::Move { to_database, to_s3 } => {
             let source = ops::move_data::Source::from_env(layout()?)?;
+            let _no_server = ops::data_dir::lock_for_move(&source.layout)?;
             let target = ops::move_data::Target::from_env(&to_database, to_s3)?;
             let report = ops::move_data::run(&source, &target).await?;
             print!("{}", ops::move_data::next_steps(&source, &target, &report));
@@ -251,6 +252,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 config.bind = bind;
             }
             let bind = config.bind;
+            let _lock = ops::data_dir::lock_for_server(&DataLayout::of(&config))?;
             let state = AppState::build(config).await?;
             if let Some((admin, password)) = accounts::ensure_first_admin(&state).await? {
                 println!("First start: created admin account");

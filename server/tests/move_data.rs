@@ -3,8 +3,11 @@
 //! binary into a fresh database on the test PostgreSQL and a fresh prefix of the Garage
 //! bucket, and a server started there with the same keys: the rows and objects are the
 //! source's, the phone's tokens, sync cursor and pending photo go on where they were.
-//! Faults: a target holding data, wrong credentials, an unreachable object store and a
-//! move killed half way (then run again).
+//! The pilot holds every form kind, photos, reviews, a revision, referrals issued,
+//! completed and expired, a stock movement, a target and the audit log. Faults: a
+//! target holding data, wrong credentials, an unreachable object store, a move killed
+//! half way (then run again), a server still running on the source (refused) and a
+//! writer that does not lock (noticed); and a move that keeps the photos on disk.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,7 @@ use common::{donghanh, png, text, Node, PgDatabase};
 
 const PEER: &str = "peer.move";
 const SUPERVISOR: &str = "supervisor.move";
+const VOLUNTEER: &str = "volunteer.move";
 const PASSWORD: &str = "move-password-123";
 
 /// Exit status 2 and one line from donghanh on stderr; answers that line.
@@ -67,6 +71,11 @@ struct Pilot {
     cursor: String,
     unit: String,
     stored: Vec<Photo>,
+    /// Photos uploaded (every one has an object to move).
+    objects: usize,
+    /// A referral a clinic confirmed (its handoff approved) and one that expired.
+    completed: String,
+    expired: String,
     /// Named by a handoff's answers, never uploaded.
     pending: Photo,
     /// The supervisor's access token, and what they read before the move: the year's
@@ -74,6 +83,8 @@ struct Pilot {
     supervisor_token: String,
     report: Value,
     details: Vec<Value>,
+    /// The supervisor's referral list, read before the move.
+    referrals: Value,
 }
 
 /// `value` with every RFC 3339 time's fraction cut to six digits.
@@ -102,7 +113,7 @@ fn to_microseconds(value: &Value) -> Value {
 
 /// What the supervisor reads: the year's indicators report (without the time it was
 /// made) and the details of each submission in `ids`.
-async fn supervisor_reads(node: &Node, token: &str, ids: &[String]) -> (Value, Vec<Value>) {
+async fn supervisor_reads(node: &Node, token: &str, ids: &[String]) -> (Value, Vec<Value>, Value) {
     let get = |path: String| {
         common::client()
             .get(node.url(&path))
@@ -133,7 +144,14 @@ async fn supervisor_reads(node: &Node, token: &str, ids: &[String]) -> (Value, V
             .await,
         );
     }
-    (report, details)
+    let referrals = expect(
+        get("/api/v1/referrals?limit=200".to_string())
+            .await
+            .expect("referrals"),
+        200,
+    )
+    .await;
+    (report, details, referrals)
 }
 
 async fn post(url: String, token: &str, body: &Value) -> reqwest::Response {
@@ -144,6 +162,16 @@ async fn post(url: String, token: &str, body: &Value) -> reqwest::Response {
         .send()
         .await
         .expect("post")
+}
+
+async fn put(url: String, token: &str, body: &Value) -> reqwest::Response {
+    common::client()
+        .put(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("put")
 }
 
 async fn expect(res: reqwest::Response, status: u16) -> Value {
@@ -206,33 +234,37 @@ async fn put_photo(node: &Node, token: &str, photo: &Photo) -> reqwest::Response
         .expect("put photo")
 }
 
-/// Syncs from `since` to the end; answers every change seen and the last cursor.
-async fn sync_all(node: &Node, token: &str, since: Option<&str>) -> (Vec<Value>, String) {
-    let mut cursor = since.map(str::to_string);
-    let mut changes = Vec::new();
-    loop {
-        let mut url = node.url("/api/v1/sync?limit=200");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&since={c}"));
-        }
+/// Each photo reads back from the server byte for byte.
+async fn read_back<'a>(node: &Node, token: &str, photos: impl IntoIterator<Item = &'a Photo>) {
+    for photo in photos {
         let res = common::client()
-            .get(url)
+            .get(node.url(&format!(
+                "/api/v1/submissions/{}/photos/{}",
+                photo.submission, photo.sha
+            )))
             .bearer_auth(token)
             .send()
             .await
-            .expect("sync");
-        let page = expect(res, 200).await;
+            .expect("photo");
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.bytes().await.expect("bytes").to_vec(), photo.bytes);
+    }
+}
+
+/// Syncs from `since` to the end; answers every change seen and the last cursor.
+async fn sync_all(node: &Node, token: &str, since: Option<&str>) -> (Vec<Value>, String) {
+    let (pages, cursor) = common::sync_pages(node, token, since)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("sync answered {status}: {body}"));
+    let mut changes = Vec::new();
+    for page in &pages {
         for kind in ["submissions", "referrals", "forms"] {
             for item in page[kind].as_array().expect("changes") {
                 changes.push(json!({ "kind": kind, "item": item }));
             }
         }
-        cursor = page["cursor"].as_str().map(str::to_string);
-        if page["has_more"] != json!(true) {
-            break;
-        }
     }
-    (changes, cursor.expect("cursor"))
+    (changes, cursor)
 }
 
 /// Fills a pilot: a supervisor and a peer, `visits` visits with two contacts and a
@@ -265,7 +297,11 @@ async fn pilot(visits: u64) -> Pilot {
         .expect("Đống Đa")
         .to_string();
     let mut peer_id = String::new();
-    for (username, role) in [(SUPERVISOR, "supervisor"), (PEER, "peer_educator")] {
+    for (username, role) in [
+        (SUPERVISOR, "supervisor"),
+        (PEER, "peer_educator"),
+        (VOLUNTEER, "volunteer"),
+    ] {
         let user = expect(
             post(
                 node.url("/api/v1/users"),
@@ -291,6 +327,7 @@ async fn pilot(visits: u64) -> Pilot {
         .to_string();
 
     let mut stored = Vec::new();
+    let mut bodies = Vec::new();
     let mut codes = Vec::new();
     for seed in 0..visits {
         let bytes = png(seed);
@@ -311,6 +348,7 @@ async fn pilot(visits: u64) -> Pilot {
         };
         expect(put_photo(&node, &peer, &photo).await, 201).await;
         stored.push(photo);
+        bodies.push(body);
     }
 
     // A referral handed off; its slip photo is named but not yet uploaded.
@@ -372,8 +410,171 @@ async fn pilot(visits: u64) -> Pilot {
     )
     .await;
 
+    let today = now.date_naive();
+    let review = |id: &str, decision: &str, comment: Option<&str>| {
+        let body = match comment {
+            Some(c) => json!({ "decision": decision, "comment": c }),
+            None => json!({ "decision": decision }),
+        };
+        let url = node.url(&format!("/api/v1/submissions/{id}/review"));
+        let token = supervisor.clone();
+        async move { post(url, &token, &body).await }
+    };
+
+    // A revision: changes requested on the second visit, the phone sends revision 2,
+    // the supervisor approves it.
+    let revised = &stored[1].submission;
+    expect(
+        review(revised, "request_changes", Some("sửa số bao cao su")).await,
+        200,
+    )
+    .await;
+    let mut corrected = bodies[1].clone();
+    corrected["answers"]["contacts"][0]["condoms_male"] = json!(12);
+    let made = expect(
+        put(
+            node.url(&format!("/api/v1/submissions/{revised}")),
+            &peer,
+            &corrected,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(made["revision"], 2, "{made}");
+    expect(review(revised, "approve", None).await, 200).await;
+
+    // A referral the clinic confirmed: a handoff with its slip, approved.
+    let slip2 = png(10_001);
+    let mut confirmed = handoff.clone();
+    confirmed["id"] = json!(Uuid::new_v4());
+    confirmed["answers"]["referral_code"] = json!(codes[1]);
+    confirmed["answers"]["slip_photo"] = json!(sha256_hex(&slip2));
+    expect(
+        post(node.url("/api/v1/submissions"), &peer, &confirmed).await,
+        201,
+    )
+    .await;
+    let slip2 = Photo {
+        submission: confirmed["id"].as_str().expect("id").to_string(),
+        sha: sha256_hex(&slip2),
+        bytes: slip2,
+    };
+    expect(put_photo(&node, &peer, &slip2).await, 201).await;
+    expect(review(&slip2.submission, "approve", None).await, 200).await;
+
+    // A referral left to expire: a visit 45 days ago (expired below, once stopped).
+    let old_photo = png(30_000);
+    let mut old = visit(&unit, "MOVE-OLD-1985-M", &sha256_hex(&old_photo));
+    old["answers"]["visit_date"] = json!((today - chrono::Duration::days(45)).to_string());
+    let made = expect(
+        post(node.url("/api/v1/submissions"), &peer, &old).await,
+        201,
+    )
+    .await;
+    let expired = made["referrals"][0]["code"]
+        .as_str()
+        .expect("a referral code")
+        .to_string();
+    let old_photo = Photo {
+        submission: old["id"].as_str().expect("id").to_string(),
+        sha: sha256_hex(&old_photo),
+        bytes: old_photo,
+    };
+    expect(put_photo(&node, &peer, &old_photo).await, 201).await;
+
+    // A volunteer's group session and support visit, both approved.
+    let volunteer = login_pair(&node, VOLUNTEER, PASSWORD).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let envelope = |form: &str, answers: Value| {
+        json!({
+            "id": Uuid::new_v4(),
+            "form_id": form,
+            "form_version": 1,
+            "started_at": (now - chrono::Duration::hours(2)).to_rfc3339(),
+            "completed_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "org_unit_id": unit,
+            "answers": answers,
+        })
+    };
+    for body in [
+        envelope(
+            "group_session",
+            json!({
+                "session_date": today.to_string(), "audience": "establishment_owners",
+                "participants": 14, "topic": "condom_use",
+            }),
+        ),
+        envelope(
+            "support_visit",
+            json!({
+                "visit_date": today.to_string(), "person_uic": "MOVE-SUPPORT-1980-M",
+                "support": ["counselling", "loan"], "loan_amount_vnd": 5_000_000,
+            }),
+        ),
+    ] {
+        expect(
+            post(node.url("/api/v1/submissions"), &volunteer, &body).await,
+            201,
+        )
+        .await;
+        expect(
+            review(body["id"].as_str().expect("id"), "approve", None).await,
+            200,
+        )
+        .await;
+    }
+
+    // The unit's target for the year.
+    let year = chrono::Datelike::year(&now);
+    expect(
+        put(
+            node.url("/api/v1/targets"),
+            &admin,
+            &json!({
+                "org_unit_id": unit, "indicator": "people_reached",
+                "period": year.to_string(), "value": 400,
+            }),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    node.stop();
+
+    // The old visit's referral expires (the command a timer runs), then the supervisor's
+    // reading is taken on a server started again.
+    let out = donghanh(work.path(), &data, &["expire-referrals"], common::NO_ENV);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("expired 1 referrals"),
+        "{}",
+        text(&out)
+    );
+    let node = Node::start(work.path(), &data, common::NO_ENV, false);
     let ids: Vec<String> = stored.iter().map(|p| p.submission.clone()).collect();
-    let (report, details) = supervisor_reads(&node, &supervisor, &ids).await;
+    let (report, details, referrals) = supervisor_reads(&node, &supervisor, &ids).await;
+    let status_of = |code: &str| {
+        referrals["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|r| r["code"] == code))
+            .map(|r| r["status"].clone())
+    };
+    assert_eq!(
+        status_of(&codes[1]),
+        Some(json!("completed")),
+        "{referrals}"
+    );
+    assert_eq!(status_of(&expired), Some(json!("expired")), "{referrals}");
+    assert!(
+        report["unit"]["indicators"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|c| c["indicator"] == "people_reached" && c["target"] == 400)),
+        "the target is in the report: {report}"
+    );
 
     // The phone syncs once and keeps its cursor and refresh token.
     let (changes, cursor) = sync_all(&node, &peer, None).await;
@@ -381,7 +582,15 @@ async fn pilot(visits: u64) -> Pilot {
         changes.iter().any(|c| c["kind"] == "submissions"),
         "{changes:#?}"
     );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["kind"] == "referrals" && c["item"]["status"] == "expired"),
+        "the expired referral reaches the phone: {changes:#?}"
+    );
+
     node.stop();
+    let objects = stored.len() + 2;
     Pilot {
         work,
         data,
@@ -390,10 +599,14 @@ async fn pilot(visits: u64) -> Pilot {
         cursor,
         unit,
         stored,
+        objects,
+        completed: codes[1].clone(),
+        expired,
         pending,
         supervisor_token: supervisor,
         report,
         details,
+        referrals,
     }
 }
 
@@ -441,6 +654,19 @@ fn moved_env(pilot: &Pilot, url: &str, s3: &[(String, String)]) -> Vec<(String, 
     ));
     env.push(("UIC_HMAC_KEY".into(), key("uic_hmac.key")));
     env
+}
+
+/// `rebuild-reports --check` on the moved data finds nothing; then a server on it.
+fn checked_server(pilot: &Pilot, env: &[(String, String)]) -> Node {
+    let pg_data = pilot.work.path().join("pg-node");
+    let out = donghanh(
+        pilot.work.path(),
+        &pg_data,
+        &["rebuild-reports", "--check"],
+        env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    Node::start(pilot.work.path(), &pg_data, env, false)
 }
 
 async fn sqlite(path: &Path) -> SqliteConnection {
@@ -679,28 +905,23 @@ async fn a_moved_pilot_keeps_its_rows_photos_tokens_cursors_and_pending_uploads(
         "stock_movements",
         "report_cells",
         "client_keys",
+        "group_sessions",
+        "support_actions",
+        "submission_revisions",
+        "approved_contacts",
+        "targets",
     ] {
         assert!(a[table] > 0, "the pilot has no {table} rows to move");
     }
     same_key_rows(&pilot.data.join("donghanh.db"), &db.url).await;
     assert_eq!(
         objects_in_bucket(&pilot.data.join("donghanh.db"), &s3).await,
-        3
+        pilot.objects
     );
 
-    // A report check on the moved database finds nothing.
-    let env = moved_env(&pilot, &db.url, &s3);
-    let pg_data = pilot.work.path().join("pg-node");
-    let out = donghanh(
-        pilot.work.path(),
-        &pg_data,
-        &["rebuild-reports", "--check"],
-        &env,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-
-    // A server on the new database: the phone goes on where it was.
-    let node = Node::start(pilot.work.path(), &pg_data, &env, false);
+    // A server on the new database (its report check finds nothing): the phone goes
+    // on where it was.
+    let node = checked_server(&pilot, &moved_env(&pilot, &db.url, &s3));
     let res = common::client()
         .get(node.url("/api/v1/me"))
         .bearer_auth(&pilot.access_token)
@@ -719,13 +940,20 @@ async fn a_moved_pilot_keeps_its_rows_photos_tokens_cursors_and_pending_uploads(
 
     // The supervisor reads the same report and the same visits.
     let ids: Vec<String> = pilot.stored.iter().map(|p| p.submission.clone()).collect();
-    let (report, details) = supervisor_reads(&node, &pilot.supervisor_token, &ids).await;
+    let (report, details, referrals) = supervisor_reads(&node, &pilot.supervisor_token, &ids).await;
     assert_eq!(report, pilot.report, "the indicators report after the move");
     assert!(
         report["unit"]["indicators"].as_array().is_some_and(|a| a
             .iter()
-            .any(|c| c["indicator"] == "contact_events" && c["value"] == 2)),
-        "the approved visit's two contacts count: {report}"
+            .any(|c| c["indicator"] == "contact_events" && c["value"] == 4)),
+        "the two approved visits' four contacts count (the revised one as revised): {report}"
+    );
+    assert_eq!(
+        to_microseconds(&referrals),
+        to_microseconds(&pilot.referrals),
+        "the referrals (issued, completed {}, expired {}) after the move",
+        pilot.completed,
+        pilot.expired
     );
     // PostgreSQL keeps times to the microsecond, SQLite to the nanosecond: the move cuts
     // the digits past the sixth, nothing else may differ.
@@ -747,19 +975,7 @@ async fn a_moved_pilot_keeps_its_rows_photos_tokens_cursors_and_pending_uploads(
 
     // A photo the phone still held uploads to the new server; a moved one reads back.
     expect(put_photo(&node, &token, &pilot.pending).await, 201).await;
-    for photo in [&pilot.stored[1], &pilot.pending] {
-        let res = common::client()
-            .get(node.url(&format!(
-                "/api/v1/submissions/{}/photos/{}",
-                photo.submission, photo.sha
-            )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("photo");
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.bytes().await.expect("bytes").to_vec(), photo.bytes);
-    }
+    read_back(&node, &token, [&pilot.stored[1], &pilot.pending]).await;
 
     // A visit after the move reaches the phone from its old cursor, and only it.
     let bytes = png(20_000);
@@ -795,7 +1011,7 @@ async fn a_target_that_holds_data_is_refused_and_the_source_is_unchanged() {
     let Some((admin_url, s3)) = services() else {
         return;
     };
-    let pilot = pilot(1).await;
+    let pilot = pilot(2).await;
     let before = source_files(&pilot.data);
 
     // A database someone already uses.
@@ -944,7 +1160,7 @@ async fn a_move_cut_off_by_the_object_store_and_by_a_kill_resumes_and_ends_verif
     same_key_rows(&pilot.data.join("donghanh.db"), &db.url).await;
     assert_eq!(
         objects_in_bucket(&pilot.data.join("donghanh.db"), &s3).await,
-        6
+        pilot.objects
     );
     assert_eq!(source_files(&pilot.data), before, "the source changed");
 
@@ -956,4 +1172,149 @@ async fn a_move_cut_off_by_the_object_store_and_by_a_kill_resumes_and_ends_verif
         &env,
     );
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_is_refused_while_a_server_runs_and_notices_a_writer_that_does_not_lock() {
+    let Some((admin_url, s3)) = services() else {
+        return;
+    };
+    let pilot = pilot(2).await;
+    let db = PgDatabase::create(&admin_url).await;
+
+    // A server is running on the pilot: refused before anything is written.
+    let node = Node::start(pilot.work.path(), &pilot.data, common::NO_ENV, false);
+    let line = refused(&move_to(&pilot, &db.url, &s3));
+    assert!(line.contains("a server is running"), "{line}");
+    let mut conn = pg(&db.url).await;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("tables");
+    assert_eq!(tables, 0, "the refused move created tables");
+    node.stop();
+
+    // Something that does not take the lock (a server of an older version) writes all
+    // through the move, changing rows but not their number: the second look notices.
+    let path = pilot.data.join("donghanh.db");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .connect()
+                .await
+                .expect("open");
+            let mut writes = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A real change (SQLite does not count a write of the same value).
+                sqlx::query("UPDATE users SET updated_at = ? WHERE username = ?")
+                    .bind(chrono::Utc::now().to_rfc3339())
+                    .bind(PEER)
+                    .execute(&mut conn)
+                    .await
+                    .expect("write");
+                writes += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            writes
+        })
+    };
+    let out = {
+        let (work, data, url, s3) = (
+            pilot.work.path().to_path_buf(),
+            pilot.data.clone(),
+            db.url.clone(),
+            s3.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            donghanh(
+                &work,
+                &data,
+                &["move", "--to-database", &url, "--to-s3"],
+                &s3,
+            )
+        })
+        .await
+        .expect("move")
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.await.expect("writer");
+    assert!(writes > 1, "the writer wrote {writes} times");
+    let line = refused(&out);
+    assert!(
+        line.contains("the source changed while it was moved (rows were updated)"),
+        "{line}"
+    );
+    let finished: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT finished_at FROM donghanh_move")
+            .fetch_one(&mut conn)
+            .await
+            .expect("progress");
+    assert!(
+        finished.is_none(),
+        "a move of a changing source looks finished"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_without_s3_keeps_the_photos_on_disk_and_the_server_serves_them() {
+    let Some((admin_url, _)) = services() else {
+        return;
+    };
+    let pilot = pilot(2).await;
+    let db = PgDatabase::create(&admin_url).await;
+    let before = source_files(&pilot.data);
+    let out = donghanh(
+        pilot.work.path(),
+        &pilot.data,
+        &["move", "--to-database", &db.url],
+        common::NO_ENV,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BLOB_STORE=disk"), "{stdout}");
+    let blob_dir = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("BLOB_DIR="))
+        .expect("BLOB_DIR in the next steps")
+        .to_string();
+    assert_eq!(
+        source_files(&pilot.data),
+        before,
+        "the move changed the source"
+    );
+    let (a, b) = counts(&pilot.data.join("donghanh.db"), &db.url).await;
+    assert_eq!(a, b, "rows per table");
+
+    // A server on PostgreSQL with the photos where they were.
+    let mut env = moved_env(&pilot, &db.url, &[]);
+    env.retain(|(k, _)| k != "BLOB_STORE");
+    env.push(("BLOB_STORE".into(), "disk".into()));
+    env.push(("BLOB_DIR".into(), blob_dir));
+    let node = checked_server(&pilot, &env);
+    let res = common::client()
+        .post(node.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": pilot.refresh_token }))
+        .send()
+        .await
+        .expect("refresh");
+    let token = expect(res, 200).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    expect(put_photo(&node, &token, &pilot.pending).await, 201).await;
+    read_back(&node, &token, pilot.stored.iter().chain([&pilot.pending])).await;
+    let ids: Vec<String> = pilot.stored.iter().map(|p| p.submission.clone()).collect();
+    let (report, _, referrals) = supervisor_reads(&node, &pilot.supervisor_token, &ids).await;
+    assert_eq!(report, pilot.report, "the indicators report after the move");
+    assert_eq!(
+        to_microseconds(&referrals),
+        to_microseconds(&pilot.referrals)
+    );
+    node.stop();
 }

@@ -123,3 +123,59 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
+
+/// The file servers lock in the data directory: shared by every server running on it,
+/// exclusive while `donghanh move` copies it.
+pub const SERVER_LOCK: &str = "server.lock";
+
+/// Held by a running server (a shared lock: several servers on PostgreSQL may share a
+/// data directory for their keys); the lock goes with the process, also when killed.
+#[derive(Debug)]
+pub struct ServerLock(#[allow(dead_code)] std::fs::File);
+
+fn lock_file(layout: &DataLayout) -> Result<(PathBuf, std::fs::File), OpsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    create_private_dir_all(&layout.data_dir)?;
+    let path = layout.data_dir.join(SERVER_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| OpsError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok((path, file))
+}
+
+/// Takes a server's shared lock; refused while a move holds the directory.
+pub fn lock_for_server(layout: &DataLayout) -> Result<ServerLock, OpsError> {
+    let (path, file) = lock_file(layout)?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(ServerLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::Refused(format!(
+            "`donghanh move` is copying {}; start the server when it has finished",
+            layout.data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpsError::Io { path, source }),
+    }
+}
+
+/// Takes the directory for a move: refused while any server runs on it, so that no
+/// visit can arrive after the copy began and be left behind.
+pub fn lock_for_move(layout: &DataLayout) -> Result<ServerLock, OpsError> {
+    let (path, file) = lock_file(layout)?;
+    match file.try_lock() {
+        Ok(()) => Ok(ServerLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::Refused(format!(
+            "a server is running on {}: stop it before moving (phones keep their visits \
+             and send them to the new server); `donghanh backup` is the command that runs \
+             beside a server",
+            layout.data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpsError::Io { path, source }),
+    }
+}

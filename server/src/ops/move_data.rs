@@ -28,6 +28,11 @@
 //!   logic of `rebuild-reports --check`), and the source's counts against a second look,
 //!   so a server still writing to it is noticed.
 //!
+//! A server running on the source would go on taking visits the copy never sees: the
+//! move takes the data directory's `server.lock` exclusively (every server holds it
+//! shared) and is refused while one runs; a server of an older version, which does not
+//! lock, is still caught by the second look (row counts and SQLite's `data_version`).
+//!
 //! The source is opened read-only (never `immutable`: a server that was killed leaves
 //! committed rows in the WAL) and read inside one transaction, so the copy is one
 //! consistent snapshot. Photo objects without a row (left by a crash; the sweeper would
@@ -369,6 +374,11 @@ pub async fn copy_order(conn: &mut SqliteConnection, path: &Path) -> Result<Vec<
 pub async fn run(source: &Source, target: &Target) -> Result<MoveReport, OpsError> {
     let started = Instant::now();
     let src_path = source.database.as_path();
+    // A second connection that only watches: SQLite's `data_version` moves on it when
+    // any other connection commits, so a write the counts would not show (an update) is
+    // noticed too.
+    let mut watch = open_source(src_path).await?;
+    let version_before = data_version(&mut watch, src_path).await?;
     let mut conn = open_source(src_path).await?;
     let mut snapshot = conn.begin().await.map_err(source_fault(src_path))?;
 
@@ -472,14 +482,21 @@ pub async fn run(source: &Source, target: &Target) -> Result<MoveReport, OpsErro
     let mut again = open_source(src_path).await?;
     let now = sqlite::table_counts(&mut again, src_path).await?;
     drop(again);
+    let version_after = data_version(&mut watch, src_path).await?;
+    drop(watch);
     let changed: Vec<&String> = counts
         .iter()
         .filter(|(t, n)| now.get(*t) != Some(n))
         .map(|(t, _)| t)
         .collect();
-    if !changed.is_empty() {
+    if !changed.is_empty() || version_after != version_before {
+        let what = if changed.is_empty() {
+            "rows were updated".to_string()
+        } else {
+            format!("tables {changed:?}")
+        };
         return Err(OpsError::Refused(format!(
-            "the source changed while it was moved (tables {changed:?}): is a server still \
+            "the source changed while it was moved ({what}): is a server still \
              running on {}? Stop it, drop and re-create the target database and the bucket \
              prefix, and move again",
             source.layout.data_dir.display()
@@ -509,6 +526,14 @@ pub async fn run(source: &Source, target: &Target) -> Result<MoveReport, OpsErro
 
 /// The source database, read-only. Not `immutable`: the WAL a killed server left holds
 /// committed rows, and SQLite reads it only when it may look at the WAL index.
+/// SQLite's count of commits by other connections, as this connection sees it.
+async fn data_version(conn: &mut SqliteConnection, path: &Path) -> Result<i64, OpsError> {
+    sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(source_fault(path))
+}
+
 async fn open_source(path: &Path) -> Result<SqliteConnection, OpsError> {
     use sea_orm::sqlx::sqlite::SqliteConnectOptions;
     use sea_orm::sqlx::ConnectOptions;
