@@ -768,3 +768,76 @@ async fn sync_pages_never_split_one_submissions_changes(app: TestApp) {
     assert_eq!(got_codes, codes, "every referral once");
     assert_eq!(got_subs.len(), 2, "{got_subs:?}");
 }
+
+/// PostgreSQL only: SQLite has one writer at a time, so nothing commits out of order.
+mod a_cursor_never_passes_a_change_still_being_written {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = crate::helpers::try_spawn_app(crate::helpers::Backend::Postgres).await {
+            super::a_cursor_never_passes_a_change_still_being_written(app).await
+        }
+    }
+}
+
+/// A transaction takes its change number (here: a review re-stamping visit A) and is
+/// slow to commit; meanwhile visit B is sent. A phone syncing while A is open must not be
+/// given a cursor past A's number, or it would never see A. A plain sequence read up to
+/// its highest committed value fails this (B commits with a higher number while A's is
+/// not yet visible); the counter row makes B wait for A's commit.
+async fn a_cursor_never_passes_a_change_still_being_written(app: TestApp) {
+    use sea_orm::TransactionTrait;
+    let dd = app.unit("006").await;
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let a = submit(
+        &app,
+        &peer,
+        &outreach_visit(dd, vec![contact("LATE-A-1990-F", &[])]),
+        StatusCode::CREATED,
+    )
+    .await;
+    let a_id: uuid::Uuid = serde_json::from_value(a["id"].clone()).expect("id");
+    let start = json_ok(&app, "/api/v1/sync", peer.token()).await;
+    let c0 = start["cursor"].as_str().expect("cursor").to_string();
+
+    // A's change: numbered, written, not committed.
+    let slow = app.state.db.begin().await.expect("begin");
+    let a_seq = server::services::sync::stamp(&slow, &[a_id], &[], &[])
+        .await
+        .expect("stamp");
+
+    // B is sent meanwhile (it may commit or wait; either way it comes after A), and the
+    // phone syncs while A is still open; then A commits.
+    let b_body = outreach_visit(dd, vec![contact("LATE-B-1990-F", &[])]);
+    let b_id = b_body["id"].as_str().expect("id").to_string();
+    let observe = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let middle = json_ok(&app, &format!("/api/v1/sync?since={c0}"), peer.token()).await;
+        slow.commit().await.expect("commit");
+        middle
+    };
+    let (_, middle) = tokio::join!(submit(&app, &peer, &b_body, StatusCode::CREATED), observe);
+    let seen: Vec<&str> = middle["submissions"]
+        .as_array()
+        .expect("submissions")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(
+        !seen.contains(&b_id.as_str()),
+        "B was delivered while A (number {a_seq}) was open: the cursor passed A: {middle}"
+    );
+    let c1 = middle["cursor"].as_str().expect("cursor").to_string();
+
+    let after = json_ok(&app, &format!("/api/v1/sync?since={c1}"), peer.token()).await;
+    let seen: Vec<String> = after["submissions"]
+        .as_array()
+        .expect("submissions")
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        seen.contains(&a_id.to_string()),
+        "A's change, committed late, was skipped: {after}"
+    );
+    assert!(seen.contains(&b_id), "B is delivered once A is in: {after}");
+}

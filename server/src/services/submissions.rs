@@ -934,12 +934,14 @@ pub(crate) async fn extract<C: ConnectionTrait>(
             let mut hashes: Vec<&str> = contacts.iter().map(|c| c.uic.as_str()).collect();
             hashes.sort_unstable();
             hashes.dedup();
-            for hash in &hashes {
-                clients::Entity::insert(clients::ActiveModel {
+            // One statement: its rows are inserted (and locked) in the order given.
+            let first_seen_at = Utc::now();
+            if !hashes.is_empty() {
+                clients::Entity::insert_many(hashes.iter().map(|hash| clients::ActiveModel {
                     uic_hash: Set((*hash).to_string()),
                     first_submission_id: Set(submission_id),
-                    first_seen_at: Set(Utc::now()),
-                })
+                    first_seen_at: Set(first_seen_at),
+                }))
                 .on_conflict(
                     OnConflict::column(clients::Column::UicHash)
                         .do_nothing()
@@ -958,6 +960,7 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 .map(|c| c.uic_hash)
                 .collect();
             let mut totals = [0i64; 4];
+            let mut rows = Vec::with_capacity(contacts.len());
             for (position, c) in contacts.iter().enumerate() {
                 // New when this visit (or an earlier revision of it) first met the
                 // client; the first contact of that visit only, if met twice in it.
@@ -975,7 +978,7 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                 for (total, q) in totals.iter_mut().zip(quantities) {
                     *total += i64::from(q);
                 }
-                contacts::Entity::insert(contacts::ActiveModel {
+                rows.push(contacts::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     submission_id: Set(submission_id),
                     position: Set(position),
@@ -989,23 +992,31 @@ pub(crate) async fn extract<C: ConnectionTrait>(
                     // None given when the worker left the optional count out.
                     iec_materials: Set(c.iec_materials.unwrap_or(0)),
                     counselled: Set(c.counselled),
-                })
-                .exec_without_returning(txn)
-                .await?;
+                });
                 for service in c.referrals.iter().flatten() {
                     issued.push((position, service.clone(), c.uic.clone()));
                 }
             }
-            for (item, total) in crate::services::COMMODITIES.iter().zip(totals) {
-                if total > 0 {
-                    commodity_distributions::Entity::insert(commodity_distributions::ActiveModel {
+            if !rows.is_empty() {
+                contacts::Entity::insert_many(rows)
+                    .exec_without_returning(txn)
+                    .await?;
+            }
+            let handed_out: Vec<commodity_distributions::ActiveModel> =
+                crate::services::COMMODITIES
+                    .iter()
+                    .zip(totals)
+                    .filter(|(_, total)| *total > 0)
+                    .map(|(item, total)| commodity_distributions::ActiveModel {
                         submission_id: Set(submission_id),
                         item: Set((*item).to_string()),
                         quantity: Set(total as i32),
                     })
+                    .collect();
+            if !handed_out.is_empty() {
+                commodity_distributions::Entity::insert_many(handed_out)
                     .exec_without_returning(txn)
                     .await?;
-                }
             }
         }
         KindAnswers::ReferralHandoff(handoff) => {
