@@ -14,6 +14,8 @@
 #   BENCH_SECONDS      seconds per run, for loadgen and for pgbench (default 20)
 #   BENCH_CONTACTS     contacts per outreach visit (default 8)
 #   BENCH_KEEP_LOGS    a directory to copy the server and PostgreSQL logs into
+#   BENCH_DATABASE     postgres (default) or sqlite: the server's database (pgbench
+#                      always runs against the throwaway PostgreSQL, for the ratio)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -84,7 +86,12 @@ key32() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
 free_port; SRV_PORT="$PORT"
 BASE="http://127.0.0.1:$SRV_PORT"
 mkdir -p "$TMP/data"
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/donghanh"
+BENCH_DATABASE="${BENCH_DATABASE:-postgres}"
+case "$BENCH_DATABASE" in
+  postgres) export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/donghanh" ;;
+  sqlite) unset DATABASE_URL ;; # the embedded default: $DATA_DIR/donghanh.db
+  *) die "BENCH_DATABASE: expected postgres or sqlite, got '$BENCH_DATABASE'" ;;
+esac
 export BIND_ADDR="127.0.0.1:$SRV_PORT"
 export DATA_DIR="$TMP/data"
 export BLOB_STORE=disk
@@ -173,8 +180,13 @@ for c in $CONCURRENCIES; do
 done
 HWM_KB="$(rss_kb "$SERVER_PID" VmHWM)"
 LOAD_AT_END="$(cut -d' ' -f1-3 /proc/loadavg)"
-SUBMISSIONS="$(psql_q donghanh 'SELECT count(*) FROM submissions')"
-PG_DB_MB="$(psql_q donghanh "SELECT round(pg_database_size('donghanh') / 1048576.0, 1)")"
+if [ "$BENCH_DATABASE" = postgres ]; then
+  SUBMISSIONS="$(psql_q donghanh 'SELECT count(*) FROM submissions')"
+  DB_MB="$(psql_q donghanh "SELECT round(pg_database_size('donghanh') / 1048576.0, 1)")"
+else
+  SUBMISSIONS="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True).execute("SELECT count(*) FROM submissions").fetchone()[0])' "$TMP/data/donghanh.db")"
+  DB_MB="$(du -sm "$TMP/data/donghanh.db" | cut -f1) (+ WAL $(du -sm "$TMP/data/donghanh.db-wal" 2>/dev/null | cut -f1 || echo 0))"
+fi
 
 # What the server logged while it was under load: warnings and errors, and whether any
 # secret the benchmark knows of (passwords, tokens, keys) appears in its log.
@@ -193,7 +205,7 @@ cat <<EOF
 ## Intake benchmark ($(date -u +%Y-%m-%d))
 
 - machine: $(nproc) cores, ${MODEL:-unknown CPU}, $(awk '/^MemTotal/ {printf "%.1f GB RAM", $2 / 1048576}' /proc/meminfo)
-- PostgreSQL $PG_VERSION, durability defaults ($PG_DURABILITY)
+- server database: $BENCH_DATABASE; PostgreSQL $PG_VERSION (for pgbench$([ "$BENCH_DATABASE" = postgres ] && echo " and the server")), durability defaults ($PG_DURABILITY)
 - load average (1, 5, 15 min): $LOAD_AT_START at start, $LOAD_AT_RUNS after the build, $LOAD_AT_END at the end
 - $RUN_SECS s per run; outreach_visit v1 with $CONTACTS contacts, every other one referred
 
@@ -204,5 +216,5 @@ printf '%s\n' "${ROWS[@]}"
 echo
 printf -- '- %s\n' "${DETAILS[@]}"
 echo "- server RSS $(mb "${RSS_BEFORE_KB:-0}") MB (anonymous $(mb "${ANON_BEFORE_KB:-0}") MB) before the first run; VmHWM $(mb "${HWM_KB:-0}") MB at the end"
-echo "- $SUBMISSIONS submissions stored; database $PG_DB_MB MB"
+echo "- $SUBMISSIONS submissions stored; database ($BENCH_DATABASE) $DB_MB MB"
 echo "- server log: $WARNINGS WARN/ERROR lines; secrets or raw UICs found in it:${LEAKS:- none}"
