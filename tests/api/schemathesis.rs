@@ -47,8 +47,11 @@ async fn run(backend: Backend) {
             "--seed",
             "20261202",
             "--no-shrink",
+            // One worker: with two threads, Hypothesis (on CPython 3.11) parsing lambda
+            // sources at the same moment failed a run with "AST constructor recursion depth
+            // mismatch", a fault of the tool, not of the server (every case had passed).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "60",
         ])
