@@ -26,6 +26,18 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `donghanh backup --to dir` on the data directory `data`.
+fn backup_to(work: &Path, data: &Path, dir: &Path) -> Output {
+    let dir = dir.to_str().expect("utf8");
+    donghanh(work, data, &["backup", "--to", dir], common::NO_ENV)
+}
+
+/// `donghanh restore --from dir` into the data directory `data`.
+fn restore_from(work: &Path, data: &Path, dir: &Path) -> Output {
+    let dir = dir.to_str().expect("utf8");
+    donghanh(work, data, &["restore", "--from", dir], common::NO_ENV)
+}
+
 fn assert_ok(out: &Output) {
     assert!(out.status.success(), "{}", text(out));
 }
@@ -327,16 +339,9 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
     let backup_started = Instant::now();
     let out = {
         let (work, data, backup) = (work.to_path_buf(), data.clone(), backup.clone());
-        tokio::task::spawn_blocking(move || {
-            donghanh(
-                &work,
-                &data,
-                &["backup", "--to", backup.to_str().expect("utf8")],
-                common::NO_ENV,
-            )
-        })
-        .await
-        .expect("backup")
+        tokio::task::spawn_blocking(move || backup_to(&work, &data, &backup))
+            .await
+            .expect("backup")
     };
     let backup_ended = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -384,12 +389,7 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
 
     // Restore into a fresh directory; its reports need no repair; a server starts on it.
     let restored = work.join("restored");
-    let out = donghanh(
-        work,
-        &restored,
-        &["restore", "--from", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    );
+    let out = restore_from(work, &restored, &backup);
     assert_ok(&out);
     let check = donghanh(
         work,
@@ -476,19 +476,9 @@ async fn a_backup_taken_while_eight_phones_submit_restores_every_acknowledged_vi
     // every row of every table both ways, and every object.
     node.stop();
     let quiet = work.join("backup-quiet");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", quiet.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &quiet));
     let again = work.join("restored-quiet");
-    assert_ok(&donghanh(
-        work,
-        &again,
-        &["restore", "--from", quiet.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&restore_from(work, &again, &quiet));
     let again_db = again.join("donghanh.db");
     assert_eq!(rows_missing(&source_db, &again_db).await, BTreeMap::new());
     assert_eq!(rows_missing(&again_db, &source_db).await, BTreeMap::new());
@@ -520,12 +510,7 @@ async fn verify_names_a_missing_object_a_changed_object_a_missing_row_and_a_bad_
     let work = work.path();
     let (data, sent) = populated(work, 3).await;
     let backup = work.join("backup");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &backup));
     let verify = |dir: &Path| {
         donghanh(
             work,
@@ -670,12 +655,7 @@ async fn a_target_that_is_not_empty_is_refused_and_nothing_changes() {
     std::fs::create_dir_all(&target).expect("mkdir");
     std::fs::write(target.join("notes.txt"), b"last month's backup").expect("write");
 
-    let out = donghanh(
-        work,
-        &data,
-        &["backup", "--to", target.to_str().expect("utf8")],
-        common::NO_ENV,
-    );
+    let out = backup_to(work, &data, &target);
     assert_exit_2(&out);
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{}", text(&out));
@@ -747,12 +727,7 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
 
     // The same, certain: a whole backup whose manifest never got written.
     let half = work.join("half");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", half.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &half));
     std::fs::remove_file(half.join("manifest.json")).expect("rm");
     let out = donghanh(
         work,
@@ -772,20 +747,10 @@ async fn a_backup_cut_off_half_way_is_incomplete_and_a_new_one_works() {
     assert_exit_2(&out);
     assert!(!work.join("never").exists());
     // Running it again into the same directory is refused; into a new one it works.
-    let out = donghanh(
-        work,
-        &data,
-        &["backup", "--to", half.to_str().expect("utf8")],
-        common::NO_ENV,
-    );
+    let out = backup_to(work, &data, &half);
     assert_exit_2(&out);
     let fresh = work.join("fresh");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", fresh.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &fresh));
     assert_ok(&donghanh(
         work,
         &data,
@@ -800,22 +765,12 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
     let work = work.path();
     let (data, _) = populated(work, 1).await;
     let backup = work.join("backup");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &backup));
 
     let busy = work.join("busy");
     std::fs::create_dir_all(&busy).expect("mkdir");
     std::fs::write(busy.join("donghanh.db"), b"someone's database").expect("write");
-    let out = donghanh(
-        work,
-        &busy,
-        &["restore", "--from", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    );
+    let out = restore_from(work, &busy, &backup);
     assert_exit_2(&out);
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", text(&out));
     assert!(stderr(&out).contains("not empty"), "{}", text(&out));
@@ -826,23 +781,13 @@ async fn restore_refuses_a_data_directory_that_is_not_empty() {
     assert_eq!(files(&busy).len(), 1);
 
     // The source data directory itself is not empty either.
-    let out = donghanh(
-        work,
-        &data,
-        &["restore", "--from", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    );
+    let out = restore_from(work, &data, &backup);
     assert_exit_2(&out);
 
     // An empty directory is fine, and a server starts on the result.
     let empty = work.join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    assert_ok(&donghanh(
-        work,
-        &empty,
-        &["restore", "--from", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&restore_from(work, &empty, &backup));
     let node = Node::start(work, &empty, common::NO_ENV, false);
     login(&node, PEER, PEER_PASSWORD).await;
     node.stop();
@@ -955,12 +900,7 @@ async fn a_phone_that_synced_after_the_backup_reads_the_restored_data_from_the_s
         .await
         .0;
     let backup = work.join("backup");
-    assert_ok(&donghanh(
-        work,
-        &data,
-        &["backup", "--to", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&backup_to(work, &data, &backup));
     // After the backup: two more visits the phone syncs, so its cursor is past the
     // backup's counter. Then the office PC's disk dies.
     let mut lost = Vec::new();
@@ -977,12 +917,7 @@ async fn a_phone_that_synced_after_the_backup_reads_the_restored_data_from_the_s
     node.stop();
 
     let restored = work.join("restored");
-    assert_ok(&donghanh(
-        work,
-        &restored,
-        &["restore", "--from", backup.to_str().expect("utf8")],
-        common::NO_ENV,
-    ));
+    assert_ok(&restore_from(work, &restored, &backup));
     let node = Node::start(work, &restored, common::NO_ENV, false);
     // Visits arrive again (the counter passes the phone's cursor), then the phone syncs.
     let mut after = Vec::new();

@@ -153,29 +153,36 @@ fn lock_file(layout: &DataLayout) -> Result<(PathBuf, std::fs::File), OpsError> 
 
 /// Takes a server's shared lock; refused while a move holds the directory.
 pub fn lock_for_server(layout: &DataLayout) -> Result<ServerLock, OpsError> {
-    let (path, file) = lock_file(layout)?;
-    match file.try_lock_shared() {
-        Ok(()) => Ok(ServerLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::Refused(format!(
+    take_lock(layout, std::fs::File::try_lock_shared, || {
+        format!(
             "`donghanh move` is copying {}; start the server when it has finished",
             layout.data_dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(source)) => Err(OpsError::Io { path, source }),
-    }
+        )
+    })
 }
 
 /// Takes the directory for a move: refused while any server runs on it, so that no
 /// visit can arrive after the copy began and be left behind.
 pub fn lock_for_move(layout: &DataLayout) -> Result<ServerLock, OpsError> {
-    let (path, file) = lock_file(layout)?;
-    match file.try_lock() {
-        Ok(()) => Ok(ServerLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::Refused(format!(
+    take_lock(layout, std::fs::File::try_lock, || {
+        format!(
             "a server is running on {}: stop it before moving (phones keep their visits \
              and send them to the new server); `donghanh backup` is the command that runs \
              beside a server",
             layout.data_dir.display()
-        ))),
+        )
+    })
+}
+
+fn take_lock(
+    layout: &DataLayout,
+    try_lock: fn(&std::fs::File) -> Result<(), std::fs::TryLockError>,
+    held: impl FnOnce() -> String,
+) -> Result<ServerLock, OpsError> {
+    let (path, file) = lock_file(layout)?;
+    match try_lock(&file) {
+        Ok(()) => Ok(ServerLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::Refused(held())),
         Err(std::fs::TryLockError::Error(source)) => Err(OpsError::Io { path, source }),
     }
 }

@@ -46,22 +46,13 @@ pub async fn change_seq<C: ConnectionTrait>(db: &C) -> ApiResult<i64> {
     Ok(row.try_get("", "value")?)
 }
 
-/// Where reading may go up to (every change numbered up to it has committed), and the
-/// epoch cursors must carry.
-struct Horizon {
-    upto: i64,
-    epoch: i64,
-}
-
-async fn horizon<C: ConnectionTrait>(db: &C) -> ApiResult<Horizon> {
-    let row = sync_counter::Entity::find_by_id(1)
+/// The counter: every change numbered up to its value has committed; and the epoch
+/// cursors must carry.
+async fn counter<C: ConnectionTrait>(db: &C) -> ApiResult<sync_counter::Model> {
+    sync_counter::Entity::find_by_id(1)
         .one(db)
         .await?
-        .ok_or_else(counter_missing)?;
-    Ok(Horizon {
-        upto: row.value,
-        epoch: row.epoch,
-    })
+        .ok_or_else(counter_missing)
 }
 
 /// Gives everything one transaction changed the same sync number: these submissions,
@@ -107,7 +98,7 @@ fn encode_cursor(user_id: Uuid, epoch: i64, seq: i64) -> String {
 
 /// The sequence number a cursor names. Cursors of the first format (`y1.`, before
 /// epochs) belong to epoch 0, the epoch of a database never restored.
-fn decode_cursor(cursor: &str, user_id: Uuid, counter: &Horizon) -> ApiResult<i64> {
+fn decode_cursor(cursor: &str, user_id: Uuid, counter: &sync_counter::Model) -> ApiResult<i64> {
     let bad = |message: &str| ApiError::bad_param("since", "invalid_cursor", message);
     let foreign = || bad("not a sync cursor this server issued");
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| foreign())?;
@@ -138,7 +129,7 @@ fn decode_cursor(cursor: &str, user_id: Uuid, counter: &Horizon) -> ApiResult<i6
              from the start",
         ));
     }
-    if !(0..=counter.upto).contains(&seq) {
+    if !(0..=counter.value).contains(&seq) {
         return Err(bad(
             "this cursor is ahead of the server; sync from the start",
         ));
@@ -177,8 +168,8 @@ pub async fn changes<C: ConnectionTrait>(
         ));
     }
     // Everything up to `upto` is committed (see the module docs); read no further.
-    let counter = horizon(db).await?;
-    let upto = counter.upto;
+    let counter = counter(db).await?;
+    let upto = counter.value;
     let since = match query.since.as_deref() {
         None | Some("") => 0,
         Some(c) => decode_cursor(c, actor.user_id, &counter)?,
