@@ -16,6 +16,9 @@
 #   BENCH_KEEP_LOGS    a directory to copy the server and PostgreSQL logs into
 #   BENCH_DATABASE     postgres (default) or sqlite: the server's database (pgbench
 #                      always runs against the throwaway PostgreSQL, for the ratio)
+#   BENCH_PHONES       peer educators sending (default: the highest concurrency, so each
+#                      connection is its own phone, as in the field); 1 = one phone
+#                      sending everything at once
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,11 +57,13 @@ LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
 TMP="$(mktemp -d -t donghanh-bench.XXXXXX)"
 SERVER_PID=""
 SAMPLER_PID=""
+WAITS_PID=""
 
 cleanup() {
   local status=$?
   set +e
   [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
+  [ -n "$WAITS_PID" ] && stop_pid "$WAITS_PID"
   [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
   pg_stop 2>/dev/null
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
@@ -85,7 +90,7 @@ log "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT ($PG_DURABILITY)"
 key32() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
 free_port; SRV_PORT="$PORT"
 BASE="http://127.0.0.1:$SRV_PORT"
-mkdir -p "$TMP/data"
+mkdir -p -m 700 "$TMP/data"
 BENCH_DATABASE="${BENCH_DATABASE:-postgres}"
 case "$BENCH_DATABASE" in
   postgres) export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/donghanh" ;;
@@ -108,12 +113,21 @@ create_admin bench-admin
 ADMIN_TOKEN="$(login bench-admin "$ADMIN_PASSWORD")"
 UNIT_ID="$(api GET '/api/v1/org-units?limit=200' "$ADMIN_TOKEN" | jq -er '.items[] | select(.code == "006") | .id')" \
   || die "no org unit 006 (Đống Đa) in GET /api/v1/org-units"
+# The phones: BENCH_PHONES peer educators in Đống Đa, each logged in once; loadgen's
+# worker i sends as phone i mod BENCH_PHONES.
+PHONES="${BENCH_PHONES:-$(printf '%s\n' $CONCURRENCIES | sort -n | tail -n 1)}"
+case "$PHONES" in '' | *[!0-9]* | 0) die "BENCH_PHONES: expected a positive whole number, got '$PHONES'" ;; esac
 PEER_PASSWORD="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
-api POST /api/v1/users "$ADMIN_TOKEN" \
-  "$(jq -nc --arg p "$PEER_PASSWORD" --arg u "$UNIT_ID" '{username: "bench.peer", password: $p, role: "peer_educator", org_unit_id: $u}')" \
-  >/dev/null
-PEER_TOKEN="$(login bench.peer "$PEER_PASSWORD")"
-log "peer educator bench.peer in Đống Đa ($UNIT_ID) logged in"
+TOKENS="$TMP/tokens"
+(umask 077 && : >"$TOKENS")
+for i in $(seq 1 "$PHONES"); do
+  api POST /api/v1/users "$ADMIN_TOKEN" \
+    "$(jq -nc --arg n "bench.peer$i" --arg p "$PEER_PASSWORD" --arg u "$UNIT_ID" '{username: $n, password: $p, role: "peer_educator", org_unit_id: $u}')" \
+    >/dev/null
+  login "bench.peer$i" "$PEER_PASSWORD" >>"$TOKENS"
+  echo >>"$TOKENS"
+done
+log "$PHONES peer educators bench.peer1… in Đống Đa ($UNIT_ID) logged in"
 
 # --- runs ------------------------------------------------------------------
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
@@ -131,6 +145,24 @@ sample_rss() {
     if [ -n "$a" ] && [ "$a" -gt "$peak_anon" ]; then peak_anon="$a"; printf '%s\n' "$peak_anon" >"$out.anon"; fi
     sleep 0.5
   done
+}
+
+# Samples what the server's PostgreSQL sessions are doing every 0.2 s until killed, one
+# line per busy session to $1: the wait event ("CPU" when it waits for nothing, i.e.
+# runs), so the report can say where a visit's time goes (a row lock, the WAL flush…).
+sample_waits() {
+  local out="$1"
+  : >"$out"
+  while :; do
+    psql_q donghanh "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = 'donghanh' AND state = 'active' AND pid <> pg_backend_pid()" >>"$out" 2>/dev/null || true
+    sleep 0.2
+  done
+}
+
+# The five commonest wait events in a sample file, as "event share%, …".
+top_waits() {
+  sort "$1" | uniq -c | sort -rn | head -n 5 \
+    | awk -v n="$(grep -c . "$1")" '{ printf "%s%s %.0f%%", (NR > 1 ? ", " : ""), $2, 100 * $1 / n }'
 }
 
 field() { printf '%s' "$2" | jq -er ".$1"; }
@@ -155,9 +187,14 @@ for c in $CONCURRENCIES; do
   rm -f "$TMP/peak.rss" "$TMP/peak.anon"
   sample_rss "$TMP/peak" &
   SAMPLER_PID=$!
-  LG="$("$LOADGEN" --base-url "$BASE" --token "$PEER_TOKEN" --org-unit-id "$UNIT_ID" \
+  if [ "$BENCH_DATABASE" = postgres ]; then
+    sample_waits "$TMP/waits.$c" &
+    WAITS_PID=$!
+  fi
+  LG="$("$LOADGEN" --base-url "$BASE" --tokens-file "$TOKENS" --org-unit-id "$UNIT_ID" \
     --concurrency "$c" --duration-secs "$RUN_SECS" --contacts "$CONTACTS")" || die "loadgen failed"
   stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+  if [ -n "$WAITS_PID" ]; then stop_pid "$WAITS_PID"; WAITS_PID=""; fi
   PEAK_KB="$(cat "$TMP/peak.rss" 2>/dev/null || echo 0)"
   PEAK_ANON_KB="$(cat "$TMP/peak.anon" 2>/dev/null || echo 0)"
   AFTER_KB="$(rss_kb "$SERVER_PID" VmRSS)"
@@ -176,7 +213,9 @@ for c in $CONCURRENCIES; do
   PER_SEC="$(field per_sec "$LG")"
   RATIO="$(awk -v a="$PER_SEC" -v b="$TPS" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')"
   ROWS+=("| $c | $PER_SEC | $(field p50_ms "$LG") | $(field p99_ms "$LG") | $(field errors "$LG") | $(mb "$PEAK_KB") | $(awk -v t="$TPS" 'BEGIN { printf "%.1f", t }') | $RATIO |")
-  DETAILS+=("concurrency $c: $(field accepted "$LG") accepted in $(field duration_s "$LG") s, max $(field max_ms "$LG") ms; server RSS $(mb "$PEAK_KB") MB peak, $(mb "${AFTER_KB:-0}") MB after; anonymous $(mb "$PEAK_ANON_KB") MB peak, $(mb "${AFTER_ANON_KB:-0}") MB after")
+  WAITS=""
+  if [ -s "$TMP/waits.$c" ]; then WAITS="; the server's PostgreSQL sessions: $(top_waits "$TMP/waits.$c")"; fi
+  DETAILS+=("concurrency $c ($(field phones "$LG") phones): $(field accepted "$LG") accepted in $(field duration_s "$LG") s, max $(field max_ms "$LG") ms; server RSS $(mb "$PEAK_KB") MB peak, $(mb "${AFTER_KB:-0}") MB after; anonymous $(mb "$PEAK_ANON_KB") MB peak, $(mb "${AFTER_ANON_KB:-0}") MB after$WAITS")
 done
 HWM_KB="$(rss_kb "$SERVER_PID" VmHWM)"
 LOAD_AT_END="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -192,9 +231,10 @@ fi
 # secret the benchmark knows of (passwords, tokens, keys) appears in its log.
 WARNINGS="$(grep -cE ' (WARN|ERROR) ' "$TMP/server.log" || true)"
 LEAKS=""
-for name in ADMIN_PASSWORD PEER_PASSWORD ADMIN_TOKEN PEER_TOKEN UIC_HMAC_KEY; do
+for name in ADMIN_PASSWORD PEER_PASSWORD ADMIN_TOKEN UIC_HMAC_KEY; do
   if grep -qF -- "${!name}" "$TMP/server.log"; then LEAKS="$LEAKS $name"; fi
 done
+if grep -qFf "$TOKENS" "$TMP/server.log"; then LEAKS="$LEAKS peer-token"; fi
 if grep -qF -- "${JWT_KEYS#bench:}" "$TMP/server.log"; then LEAKS="$LEAKS JWT_KEYS"; fi
 if grep -qE '\bLG[A-Z0-9]{10}\b' "$TMP/server.log"; then LEAKS="$LEAKS raw-UIC"; fi
 
@@ -207,7 +247,7 @@ cat <<EOF
 - machine: $(nproc) cores, ${MODEL:-unknown CPU}, $(awk '/^MemTotal/ {printf "%.1f GB RAM", $2 / 1048576}' /proc/meminfo)
 - server database: $BENCH_DATABASE; PostgreSQL $PG_VERSION (for pgbench$([ "$BENCH_DATABASE" = postgres ] && echo " and the server")), durability defaults ($PG_DURABILITY)
 - load average (1, 5, 15 min): $LOAD_AT_START at start, $LOAD_AT_RUNS after the build, $LOAD_AT_END at the end
-- $RUN_SECS s per run; outreach_visit v1 with $CONTACTS contacts, every other one referred
+- $RUN_SECS s per run; outreach_visit v1 with $CONTACTS contacts, every other one referred; $PHONES phones (peer educators), worker i sending as phone i mod $PHONES
 
 | concurrency | accepted submissions/s | p50 ms | p99 ms | errors | server peak RSS MB | pgbench single-row inserts/s | ratio |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

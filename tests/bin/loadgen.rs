@@ -2,7 +2,7 @@
 //! submissions to `/api/v1/submissions` for S seconds, as fast as the server answers,
 //! and one JSON line sums it up:
 //!
-//! `{"concurrency":N,"duration_s":..,"accepted":..,"errors":..,"per_sec":..,"p50_ms":..,"p99_ms":..,"max_ms":..}`
+//! `{"concurrency":N,"phones":P,"duration_s":..,"accepted":..,"errors":..,"per_sec":..,"p50_ms":..,"p99_ms":..,"max_ms":..}`
 //!
 //! `201 Created` counts as accepted; any other answer, or a request that fails in
 //! transport, counts as an error (the first few error bodies go to stderr). Latency is
@@ -33,9 +33,18 @@ struct Args {
     /// The server's base URL, e.g. http://127.0.0.1:8080
     #[arg(long)]
     base_url: String,
-    /// A peer educator's access token (sent as `Authorization: Bearer …`).
+    /// A peer educator's access token (sent as `Authorization: Bearer …`): every
+    /// worker sends as this one phone.
+    #[arg(
+        long,
+        required_unless_present = "tokens_file",
+        conflicts_with = "tokens_file"
+    )]
+    token: Option<String>,
+    /// A file of access tokens, one a line, of peer educators in the same area: worker i
+    /// sends as token i mod n, as many phones do (a file, so tokens stay out of `ps`).
     #[arg(long)]
-    token: String,
+    tokens_file: Option<std::path::PathBuf>,
     /// The org unit (ward or district) the visits happened in; inside the author's area.
     #[arg(long)]
     org_unit_id: Uuid,
@@ -115,7 +124,6 @@ fn outreach_visit(unit: Uuid, contacts: usize) -> Value {
 struct Plan {
     client: reqwest::Client,
     url: String,
-    token: String,
     unit: Uuid,
     contacts: usize,
     deadline: Instant,
@@ -125,7 +133,7 @@ struct Plan {
     errors_seen: AtomicU64,
 }
 
-async fn worker(plan: Arc<Plan>) -> WorkerResult {
+async fn worker(plan: Arc<Plan>, token: String) -> WorkerResult {
     let mut result = WorkerResult::default();
     while Instant::now() < plan.deadline && plan.taken.fetch_add(1, Ordering::Relaxed) < plan.total
     {
@@ -136,7 +144,7 @@ async fn worker(plan: Arc<Plan>) -> WorkerResult {
             let res = plan
                 .client
                 .post(&plan.url)
-                .bearer_auth(&plan.token)
+                .bearer_auth(&token)
                 .json(&body)
                 .send()
                 .await?;
@@ -193,6 +201,19 @@ async fn main() -> anyhow::Result<()> {
         "--contacts must be 1 to 50 (the form's limit)"
     );
 
+    let tokens: Vec<String> = match (&args.token, &args.tokens_file) {
+        (Some(token), _) => vec![token.clone()],
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (None, None) => anyhow::bail!("--token or --tokens-file is required"),
+    };
+    anyhow::ensure!(!tokens.is_empty(), "--tokens-file holds no token");
+
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(60))
@@ -202,7 +223,6 @@ async fn main() -> anyhow::Result<()> {
     let plan = Arc::new(Plan {
         client,
         url: format!("{}/api/v1/submissions", args.base_url.trim_end_matches('/')),
-        token: args.token.clone(),
         unit: args.org_unit_id,
         contacts: args.contacts,
         deadline: started + Duration::from_secs(args.duration_secs),
@@ -211,7 +231,10 @@ async fn main() -> anyhow::Result<()> {
         errors_seen: AtomicU64::new(0),
     });
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| tokio::spawn(worker(Arc::clone(&plan))))
+        .map(|i| {
+            let token = tokens[i % tokens.len()].clone();
+            tokio::spawn(worker(Arc::clone(&plan), token))
+        })
         .collect();
     let mut latencies = Vec::new();
     let mut errors = 0u64;
@@ -226,8 +249,9 @@ async fn main() -> anyhow::Result<()> {
     let accepted = latencies.len() as u64;
     // Written by hand to keep the keys in this order (serde_json's map sorts them).
     println!(
-        "{{\"concurrency\":{},\"duration_s\":{},\"accepted\":{},\"errors\":{},\"per_sec\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+        "{{\"concurrency\":{},\"phones\":{},\"duration_s\":{},\"accepted\":{},\"errors\":{},\"per_sec\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
         args.concurrency,
+        tokens.len().min(args.concurrency),
         round(elapsed, 3),
         accepted,
         errors,
