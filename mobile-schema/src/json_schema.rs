@@ -276,7 +276,7 @@ mod tests {
     /// visible diff. `UPDATE_SNAPSHOTS=1` rewrites them.
     #[test]
     fn bundled_schemas_match_their_snapshots() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+        let dir = crate::manifest_dir().join("snapshots");
         let update = std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1");
         let mut problems = Vec::new();
         for form in crate::bundled_forms() {

@@ -39,8 +39,19 @@ mod json_schema;
 mod parse;
 mod pattern;
 pub mod typed;
+
 mod uic;
 mod xform;
+
+/// This crate's directory for tests that read or write files in it (the snapshots): as
+/// the test runner says at run time, since a test binary built in another checkout
+/// sharing the target directory (CI's clean clone) carries that checkout's path.
+#[cfg(test)]
+pub(crate) fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
 
 pub use answers::{is_sha256_hex, json_pointer, DEFAULT_FAULT_LIMIT};
 pub use bundled::{bundled_forms, missing_required_keys, required_keys};

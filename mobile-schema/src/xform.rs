@@ -629,11 +629,9 @@ mod tests {
         // And across builds and processes: the md5 is the committed snapshot's.
         let outreach = bundled_forms().remove(0);
         assert_eq!(outreach.form_id, "outreach_visit");
-        let snapshot = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("snapshots/outreach_visit.v1.xform.xml"),
-        )
-        .unwrap();
+        let snapshot =
+            std::fs::read(crate::manifest_dir().join("snapshots/outreach_visit.v1.xform.xml"))
+                .unwrap();
         assert_eq!(md5_hex(outreach.to_xform().as_bytes()), md5_hex(&snapshot));
     }
 
@@ -641,7 +639,7 @@ mod tests {
     /// as a new form is a visible diff. `UPDATE_SNAPSHOTS=1` rewrites them.
     #[test]
     fn bundled_xforms_match_their_snapshots() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+        let dir = crate::manifest_dir().join("snapshots");
         let update = std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1");
         let mut problems = Vec::new();
         for form in bundled_forms() {

@@ -167,8 +167,7 @@ async fn openapi_covers_every_route(app: TestApp) {
     );
 
     // The contract is snapshotted: a change to it is a visible diff.
-    let snapshot_path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/openapi.json");
+    let snapshot_path = crate::helpers::manifest_dir().join("snapshots/openapi.json");
     let pretty = serde_json::to_string_pretty(&doc).expect("pretty") + "\n";
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
         std::fs::write(&snapshot_path, &pretty).expect("write snapshot");

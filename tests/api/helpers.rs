@@ -400,3 +400,12 @@ macro_rules! on_both {
         )*
     };
 }
+
+/// This crate's directory, as the test runner says at run time: a test binary built in
+/// another checkout that shares the target directory (CI's clean clone) carries that
+/// checkout's path at compile time.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}

@@ -47,7 +47,7 @@ fn filler() -> Option<&'static (PathBuf, PathBuf)> {
             }
         };
         let classes = tempfile::tempdir().expect("tempdir");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("odk/Filler.java");
+        let source = crate::helpers::manifest_dir().join("odk/Filler.java");
         let out = Command::new("javac")
             .arg("-cp")
             .arg(&jar)

@@ -56,7 +56,7 @@ pub fn filler() -> Option<(PathBuf, PathBuf)> {
     static CLASSES: OnceLock<tempfile::TempDir> = OnceLock::new();
     let classes = CLASSES.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/odk/Filler.java");
+        let source = manifest_dir().join("../tests/odk/Filler.java");
         let out = Command::new("javac")
             .arg("-cp")
             .arg(&jar)
@@ -249,4 +249,13 @@ pub fn show_if_form() -> FormDefinition {
 /// The definitions the ODK tests use besides the bundled forms.
 pub fn coverage_forms() -> Vec<FormDefinition> {
     vec![every_type_form(), show_if_form()]
+}
+
+/// This crate's directory, as the test runner says at run time: a test binary built in
+/// another checkout that shares the target directory (CI's clean clone) carries that
+/// checkout's path at compile time.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

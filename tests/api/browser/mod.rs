@@ -65,7 +65,7 @@ impl Shots {
         let path = self.dir.join(format!("{name}.png"));
         std::fs::write(&path, &png).expect("write screenshot");
         if self.update_docs && DOC_SHOTS.contains(&name) {
-            let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+            let docs = crate::helpers::manifest_dir().join("../docs/screenshots");
             std::fs::create_dir_all(&docs).expect("docs/screenshots");
             std::fs::write(docs.join(format!("{name}.png")), &png).expect("write docs screenshot");
         }
