@@ -124,8 +124,7 @@ for i in $(seq 1 "$PHONES"); do
   api POST /api/v1/users "$ADMIN_TOKEN" \
     "$(jq -nc --arg n "bench.peer$i" --arg p "$PEER_PASSWORD" --arg u "$UNIT_ID" '{username: $n, password: $p, role: "peer_educator", org_unit_id: $u}')" \
     >/dev/null
-  login "bench.peer$i" "$PEER_PASSWORD" >>"$TOKENS"
-  echo >>"$TOKENS"
+  login "bench.peer$i" "$PEER_PASSWORD" >>"$TOKENS" # one a line (jq ends it)
 done
 log "$PHONES peer educators bench.peer1… in Đống Đa ($UNIT_ID) logged in"
 
@@ -234,6 +233,7 @@ LEAKS=""
 for name in ADMIN_PASSWORD PEER_PASSWORD ADMIN_TOKEN UIC_HMAC_KEY; do
   if grep -qF -- "${!name}" "$TMP/server.log"; then LEAKS="$LEAKS $name"; fi
 done
+# The tokens file has no empty line: an empty pattern would match every line.
 if grep -qFf "$TOKENS" "$TMP/server.log"; then LEAKS="$LEAKS peer-token"; fi
 if grep -qF -- "${JWT_KEYS#bench:}" "$TMP/server.log"; then LEAKS="$LEAKS JWT_KEYS"; fi
 if grep -qE '\bLG[A-Z0-9]{10}\b' "$TMP/server.log"; then LEAKS="$LEAKS raw-UIC"; fi

@@ -414,6 +414,12 @@ SELECT pg_temp.uuid7(p.received_at), p.submission_id, p.person_uic, a.action,
 
 UPDATE sync_counter SET value = GREATEST((SELECT max(change_seq) FROM submissions),
                                          (SELECT max(change_seq) FROM referrals));
+-- Each phone's feed past the numbers its rows were given (migration 000011).
+INSERT INTO sync_feeds (user_id, value)
+SELECT u, max(seq) FROM (SELECT author_id, change_seq FROM submissions
+                         UNION ALL SELECT issued_by, change_seq FROM referrals) AS x(u, seq)
+ GROUP BY u
+ON CONFLICT (user_id) DO UPDATE SET value = GREATEST(sync_feeds.value, EXCLUDED.value);
 
 -- The schema back as the migrations made it.
 DO $$

@@ -16,6 +16,7 @@ mod m20261202_000007_devices_odk;
 mod m20261202_000008_console_sessions;
 mod m20261202_000009_queue_by_received;
 mod m20261202_000010_sync_epoch;
+mod m20261202_000011_sync_feeds;
 
 /// Applies every migration of the project in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_console_sessions::Migration),
             Box::new(m20261202_000009_queue_by_received::Migration),
             Box::new(m20261202_000010_sync_epoch::Migration),
+            Box::new(m20261202_000011_sync_feeds::Migration),
         ]
     }
 }
@@ -70,4 +72,5 @@ pub const TABLES: &[&str] = &[
     "odk_instances",
     "odk_files",
     "console_sessions",
+    "sync_feeds",
 ];

@@ -801,9 +801,15 @@ async fn a_cursor_never_passes_a_change_still_being_written(app: TestApp) {
 
     // A's change: numbered, written, not committed.
     let slow = app.state.db.begin().await.expect("begin");
-    let a_seq = server::services::sync::stamp(&slow, &[a_id], &[], &[])
-        .await
-        .expect("stamp");
+    let a_seq = server::services::sync::stamp(
+        &slow,
+        server::services::sync::Readers::Known(&[peer.user.id]),
+        &[a_id],
+        &[],
+        &[],
+    )
+    .await
+    .expect("stamp");
 
     // B is sent meanwhile (it may commit or wait; either way it comes after A), and the
     // phone syncs while A is still open; then A commits.
@@ -824,7 +830,7 @@ async fn a_cursor_never_passes_a_change_still_being_written(app: TestApp) {
         .collect();
     assert!(
         !seen.contains(&b_id.as_str()),
-        "B was delivered while A (number {a_seq}) was open: the cursor passed A: {middle}"
+        "B was delivered while A (number {a_seq:?}) was open: the cursor passed A: {middle}"
     );
     let c1 = middle["cursor"].as_str().expect("cursor").to_string();
 
@@ -840,4 +846,90 @@ async fn a_cursor_never_passes_a_change_still_being_written(app: TestApp) {
         "A's change, committed late, was skipped: {after}"
     );
     assert!(seen.contains(&b_id), "B is delivered once A is in: {after}");
+}
+
+/// PostgreSQL only: SQLite has one writer at a time by design.
+mod writers_for_different_phones_do_not_wait_for_each_other {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = crate::helpers::try_spawn_app(crate::helpers::Backend::Postgres).await {
+            super::writers_for_different_phones_do_not_wait_for_each_other(app).await
+        }
+    }
+}
+
+/// Peer P's change (a review re-stamping P's visit A) is numbered and slow to commit;
+/// peer Q sends a visit meanwhile. Each phone reads its own feed, so Q's visit is
+/// answered, and is in Q's sync, while P's transaction is still open (with one counter
+/// for everyone, Q's visit waited for P's commit); P's own sync in the middle still
+/// does not pass A, and has A once it commits.
+async fn writers_for_different_phones_do_not_wait_for_each_other(app: TestApp) {
+    use sea_orm::TransactionTrait;
+    use server::services::sync::{stamp, Readers};
+    let dd = app.unit("006").await;
+    let p = app.actor(Role::PeerEducator, "006").await;
+    let q = app.actor(Role::PeerEducator, "006").await;
+    let a = submit(
+        &app,
+        &p,
+        &outreach_visit(dd, vec![contact("FEED-A-1990-F", &[])]),
+        StatusCode::CREATED,
+    )
+    .await;
+    let a_id: uuid::Uuid = serde_json::from_value(a["id"].clone()).expect("id");
+    let p0 = json_ok(&app, "/api/v1/sync", p.token()).await["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    let q0 = json_ok(&app, "/api/v1/sync", q.token()).await["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+
+    let slow = app.state.db.begin().await.expect("begin");
+    stamp(&slow, Readers::Known(&[p.user.id]), &[a_id], &[], &[])
+        .await
+        .expect("stamp");
+
+    let q_body = outreach_visit(dd, vec![contact("FEED-Q-1990-F", &[])]);
+    let q_id = q_body["id"].as_str().expect("id").to_string();
+    // Generous: a visit takes well under a second; only waiting for P's commit takes this.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        submit(&app, &q, &q_body, StatusCode::CREATED),
+    )
+    .await;
+    let q_mid = json_ok(&app, &format!("/api/v1/sync?since={q0}"), q.token()).await;
+    let p_mid = json_ok(&app, &format!("/api/v1/sync?since={p0}"), p.token()).await;
+    slow.commit().await.expect("commit");
+
+    assert!(
+        answered.is_ok(),
+        "Q's visit waited for P's open transaction"
+    );
+    let ids = |page: &Value| -> Vec<String> {
+        page["submissions"]
+            .as_array()
+            .expect("submissions")
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        ids(&q_mid),
+        vec![q_id],
+        "Q's sync while P's change is open: {q_mid}"
+    );
+    assert_eq!(
+        ids(&p_mid),
+        Vec::<String>::new(),
+        "P's change is not in yet: {p_mid}"
+    );
+    let p1 = p_mid["cursor"].as_str().expect("cursor");
+    let p_after = json_ok(&app, &format!("/api/v1/sync?since={p1}"), p.token()).await;
+    assert_eq!(
+        ids(&p_after),
+        vec![a_id.to_string()],
+        "P's change once committed: {p_after}"
+    );
 }

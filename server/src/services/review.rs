@@ -28,7 +28,8 @@ use crate::db::entities::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::services::submissions::{self as intake, status_of, Origin, Prepared, ReferralDraft};
-use crate::services::{audit, rollup, sync};
+use crate::services::sync::{self, Readers};
+use crate::services::{audit, rollup};
 use crate::state::AppState;
 
 fn illegal_move(current: ReviewStatus, wanted: &str) -> ApiError {
@@ -150,7 +151,7 @@ pub async fn review(
         now,
     )
     .await?;
-    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
+    sync::stamp(&txn, Readers::Find, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -519,7 +520,7 @@ pub async fn reopen(
         Utc::now(),
     )
     .await?;
-    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
+    sync::stamp(&txn, Readers::Find, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -757,7 +758,7 @@ pub async fn revise(
     )
     .await?;
     intake::record_odk(&txn, origin, m.id, next, now).await?;
-    sync::stamp(&txn, &[m.id], &[], &[m.id]).await?;
+    sync::stamp(&txn, Readers::Known(&[m.author_id]), &[m.id], &[], &[m.id]).await?;
     let stored = submissions::Entity::find_by_id(m.id)
         .one(&txn)
         .await?

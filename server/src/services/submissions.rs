@@ -32,7 +32,8 @@ use crate::db::entities::{
 };
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::services::{audit, forms as form_service, sync};
+use crate::services::sync::{self, Readers};
+use crate::services::{audit, forms as form_service};
 use crate::state::AppState;
 
 /// Letters and digits a person cannot misread on a paper slip (no I, O, 0, 1).
@@ -808,7 +809,14 @@ async fn store(
         .await?;
     }
     record_odk(&txn, origin, input.id, 1, now).await?;
-    sync::stamp(&txn, &[input.id], &[], &[input.id]).await?;
+    sync::stamp(
+        &txn,
+        Readers::Known(&[actor.user_id]),
+        &[input.id],
+        &[],
+        &[input.id],
+    )
+    .await?;
     txn.commit().await?;
     // Read back after the commit: nothing else needs to wait for it.
     let stored = submissions::Entity::find_by_id(input.id)

@@ -26,6 +26,7 @@ pub mod submission_revisions;
 pub mod submissions;
 pub mod support_actions;
 pub mod sync_counter;
+pub mod sync_feeds;
 pub mod targets;
 pub mod teams;
 pub mod users;
