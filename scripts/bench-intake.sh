@@ -19,6 +19,11 @@
 #   BENCH_PHONES       peer educators sending (default: the highest concurrency, so each
 #                      connection is its own phone, as in the field); 1 = one phone
 #                      sending everything at once
+#   BENCH_PROFILE      a directory: record the whole machine with `perf` (cpu-clock,
+#                      499 Hz) during each loadgen run and write the hottest symbols
+#                      to profile.<concurrency>.txt there (installs linux-perf); also
+#                      load pg_stat_statements and write the server's statements by
+#                      time, with calls per visit, to statements.<concurrency>.txt
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +49,7 @@ ensure_postgres pgbench
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+if [ -n "${BENCH_PROFILE:-}" ] && ! command -v perf >/dev/null 2>&1; then missing+=(linux-perf); fi
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 # --- build -----------------------------------------------------------------
@@ -58,12 +64,14 @@ TMP="$(mktemp -d -t donghanh-bench.XXXXXX)"
 SERVER_PID=""
 SAMPLER_PID=""
 WAITS_PID=""
+PERF_PID=""
 
 cleanup() {
   local status=$?
   set +e
   [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"
   [ -n "$WAITS_PID" ] && stop_pid "$WAITS_PID"
+  [ -n "$PERF_PID" ] && stop_pid "$PERF_PID"
   [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
   pg_stop 2>/dev/null
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
@@ -79,8 +87,13 @@ trap cleanup EXIT INT TERM
 # Durability defaults on purpose: no fsync=off, synchronous_commit=off or
 # full_page_writes=off here, so every accepted submission is on disk when it is answered.
 init_postgres "$TMP/pg"
-pg_start
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  pg_start -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top
+else
+  pg_start
+fi
 psql_q postgres "CREATE DATABASE donghanh" >/dev/null
+[ -n "${BENCH_PROFILE:-}" ] && psql_q donghanh "CREATE EXTENSION pg_stat_statements" >/dev/null
 psql_q postgres "CREATE DATABASE pgbench" >/dev/null
 PG_VERSION="$(psql_q postgres 'SHOW server_version')"
 PG_DURABILITY="$(psql_q postgres "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers')")"
@@ -164,6 +177,32 @@ top_waits() {
     | awk -v n="$(grep -c . "$1")" '{ printf "%s%s %.0f%%", (NR > 1 ? ", " : ""), $2, 100 * $1 / n }'
 }
 
+# CPU time in clock ticks: the machine's busy time (/proc/stat), the server's, and
+# PostgreSQL's (the postmaster with the backends it has reaped, plus the live ones). Read
+# before and after a run, the differences say where a visit's CPU goes; the rest of the
+# machine's is loadgen's and the kernel's.
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+proc_ticks() { awk '{ print $14 + $15 + ('"${2:-0}"' ? $16 + $17 : 0) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  local pm total child
+  pm="$(head -n 1 "$PG_DATA/postmaster.pid")"
+  total="$(proc_ticks "$pm" 1)"
+  for child in $(pgrep -P "$pm"); do total=$(( total + $(proc_ticks "$child") )); done
+  echo "$total"
+}
+cpu_ticks() { echo "$(machine_ticks) $(proc_ticks "$SERVER_PID") $(pg_ticks)"; }
+# "server a, PostgreSQL b, the rest c" in CPU milliseconds per accepted visit, from the
+# ticks before ($1) and after ($2) a run that accepted $3 visits.
+cpu_split() {
+  awk -v before="$1" -v after="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(before, b, " "); split(after, a, " ")
+    if (n == 0) { print "no visits"; exit }
+    ms = 1000 / hz / n
+    m = (a[1] - b[1]) * ms; s = (a[2] - b[2]) * ms; p = (a[3] - b[3]) * ms
+    printf "CPU per visit %.2f ms: server %.2f, PostgreSQL %.2f, loadgen and the rest %.2f", m, s, p, m - s - p
+  }'
+}
+
 field() { printf '%s' "$2" | jq -er ".$1"; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
@@ -190,8 +229,31 @@ for c in $CONCURRENCIES; do
     sample_waits "$TMP/waits.$c" &
     WAITS_PID=$!
   fi
+  if [ -n "${BENCH_PROFILE:-}" ]; then
+    mkdir -p "$BENCH_PROFILE"
+    perf record -q -a -F 499 -e cpu-clock -o "$BENCH_PROFILE/perf.$c.data" -- sleep "$RUN_SECS" 2>/dev/null &
+    PERF_PID=$!
+  fi
+  [ -n "${BENCH_PROFILE:-}" ] && psql_q donghanh "SELECT pg_stat_statements_reset()" >/dev/null
+  TICKS_BEFORE="$(cpu_ticks)"
   LG="$("$LOADGEN" --base-url "$BASE" --tokens-file "$TOKENS" --org-unit-id "$UNIT_ID" \
     --concurrency "$c" --duration-secs "$RUN_SECS" --contacts "$CONTACTS")" || die "loadgen failed"
+  TICKS_AFTER="$(cpu_ticks)"
+  if [ -n "$PERF_PID" ]; then
+    wait "$PERF_PID" || true
+    PERF_PID=""
+    # The hottest symbols of the whole machine, each with its process and binary.
+    perf report -i "$BENCH_PROFILE/perf.$c.data" --stdio --no-children --sort comm,dso,sym \
+      --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60 \
+      >"$BENCH_PROFILE/profile.$c.txt" || true
+    perf report -i "$BENCH_PROFILE/perf.$c.data" --stdio --no-children --sort dso \
+      2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 >"$BENCH_PROFILE/dso.$c.txt" || true
+    # The server's statements (its database only), by total time: calls per accepted
+    # visit, mean and total milliseconds, and the statement's start.
+    psql_q donghanh "SELECT round(s.calls::numeric / greatest($(field accepted "$LG"), 1), 2) || ' calls/visit | ' || round(s.mean_exec_time::numeric, 3) || ' ms mean | ' || round(s.total_exec_time::numeric) || ' ms total | ' || regexp_replace(left(s.query, 160), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'donghanh' ORDER BY s.total_exec_time DESC LIMIT 30" \
+      >"$BENCH_PROFILE/statements.$c.txt" || true
+    log "profile: $BENCH_PROFILE/profile.$c.txt, statements.$c.txt"
+  fi
   stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
   if [ -n "$WAITS_PID" ]; then stop_pid "$WAITS_PID"; WAITS_PID=""; fi
   PEAK_KB="$(cat "$TMP/peak.rss" 2>/dev/null || echo 0)"
@@ -214,7 +276,7 @@ for c in $CONCURRENCIES; do
   ROWS+=("| $c | $PER_SEC | $(field p50_ms "$LG") | $(field p99_ms "$LG") | $(field errors "$LG") | $(mb "$PEAK_KB") | $(awk -v t="$TPS" 'BEGIN { printf "%.1f", t }') | $RATIO |")
   WAITS=""
   if [ -s "$TMP/waits.$c" ]; then WAITS="; the server's PostgreSQL sessions: $(top_waits "$TMP/waits.$c")"; fi
-  DETAILS+=("concurrency $c ($(field phones "$LG") phones): $(field accepted "$LG") accepted in $(field duration_s "$LG") s, max $(field max_ms "$LG") ms; server RSS $(mb "$PEAK_KB") MB peak, $(mb "${AFTER_KB:-0}") MB after; anonymous $(mb "$PEAK_ANON_KB") MB peak, $(mb "${AFTER_ANON_KB:-0}") MB after$WAITS")
+  DETAILS+=("concurrency $c ($(field phones "$LG") phones): $(field accepted "$LG") accepted in $(field duration_s "$LG") s, max $(field max_ms "$LG") ms; $(cpu_split "$TICKS_BEFORE" "$TICKS_AFTER" "$(field accepted "$LG")"); server RSS $(mb "$PEAK_KB") MB peak, $(mb "${AFTER_KB:-0}") MB after; anonymous $(mb "$PEAK_ANON_KB") MB peak, $(mb "${AFTER_ANON_KB:-0}") MB after$WAITS")
 done
 HWM_KB="$(rss_kb "$SERVER_PID" VmHWM)"
 LOAD_AT_END="$(cut -d' ' -f1-3 /proc/loadavg)"
