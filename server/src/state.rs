@@ -25,6 +25,8 @@ pub struct AppState {
     pub passwords: Arc<PasswordHasher>,
     /// XForms generated from the published form versions (pure functions of them).
     pub xforms: Arc<crate::services::odk::XformCache>,
+    /// Parsed definitions of the published form versions, for intake.
+    pub definitions: Arc<crate::services::forms::VersionCache<mobile_schema::FormDefinition>>,
     /// This server's metrics registry; off unless `METRICS_ADDR` is set.
     pub metrics: Metrics,
 }
@@ -71,6 +73,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             passwords: Arc::new(passwords),
             xforms: Arc::default(),
+            definitions: Arc::default(),
             metrics,
         })
     }

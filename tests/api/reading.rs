@@ -801,15 +801,9 @@ async fn a_cursor_never_passes_a_change_still_being_written(app: TestApp) {
 
     // A's change: numbered, written, not committed.
     let slow = app.state.db.begin().await.expect("begin");
-    let a_seq = server::services::sync::stamp(
-        &slow,
-        server::services::sync::Readers::Known(&[peer.user.id]),
-        &[a_id],
-        &[],
-        &[],
-    )
-    .await
-    .expect("stamp");
+    let a_seq = server::services::sync::stamp(&slow, &[a_id], &[], &[])
+        .await
+        .expect("stamp");
 
     // B is sent meanwhile (it may commit or wait; either way it comes after A), and the
     // phone syncs while A is still open; then A commits.
@@ -865,7 +859,7 @@ mod writers_for_different_phones_do_not_wait_for_each_other {
 /// does not pass A, and has A once it commits.
 async fn writers_for_different_phones_do_not_wait_for_each_other(app: TestApp) {
     use sea_orm::TransactionTrait;
-    use server::services::sync::{stamp, Readers};
+    use server::services::sync::stamp;
     let dd = app.unit("006").await;
     let p = app.actor(Role::PeerEducator, "006").await;
     let q = app.actor(Role::PeerEducator, "006").await;
@@ -887,9 +881,7 @@ async fn writers_for_different_phones_do_not_wait_for_each_other(app: TestApp) {
         .to_string();
 
     let slow = app.state.db.begin().await.expect("begin");
-    stamp(&slow, Readers::Known(&[p.user.id]), &[a_id], &[], &[])
-        .await
-        .expect("stamp");
+    stamp(&slow, &[a_id], &[], &[]).await.expect("stamp");
 
     let q_body = outreach_visit(dd, vec![contact("FEED-Q-1990-F", &[])]);
     let q_id = q_body["id"].as_str().expect("id").to_string();

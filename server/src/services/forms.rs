@@ -1,6 +1,9 @@
 //! Published forms: installing the bundled ones, publishing new versions, and serving
 //! them to phones. A published version never changes: its content digest is fixed.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use chrono::Utc;
 use mobile_schema::{FormDefinition, FormKind};
 use sea_orm::sea_query::OnConflict;
@@ -16,6 +19,63 @@ use crate::auth::Principal;
 use crate::db::entities::forms;
 use crate::error::{ApiError, ApiResult};
 use crate::services::{audit, sync};
+use crate::state::AppState;
+
+/// Things made from published form versions, by (form id, version): a version never
+/// changes once published (nor goes away while a server runs: restore and move start
+/// new servers), so what is made from it is made once per process. Only published
+/// versions are kept, so the map holds no more entries than the forms table has rows.
+#[derive(Debug)]
+pub struct VersionCache<T>(std::sync::Mutex<BTreeMap<(String, u32), Arc<T>>>);
+
+impl<T> Default for VersionCache<T> {
+    fn default() -> Self {
+        VersionCache(std::sync::Mutex::new(BTreeMap::new()))
+    }
+}
+
+impl<T> VersionCache<T> {
+    /// What was made from this version, when it was.
+    pub fn get(&self, form_id: &str, version: u32) -> Option<Arc<T>> {
+        let cache = self.0.lock().ok()?;
+        cache.get(&(form_id.to_string(), version)).cloned()
+    }
+
+    /// Keeps what was made from a published version; answers it.
+    pub fn keep(&self, form_id: &str, version: u32, made: T) -> Arc<T> {
+        let made = Arc::new(made);
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert((form_id.to_string(), version), made.clone());
+        }
+        made
+    }
+}
+
+/// The parsed definition of a published version, from the cache when there. `None`
+/// when `form_id` has no version `version` published (not cached: it may be published
+/// later, by any server).
+pub async fn published_definition(
+    state: &AppState,
+    form_id: &str,
+    version: u32,
+) -> ApiResult<Option<Arc<FormDefinition>>> {
+    if let Some(def) = state.definitions.get(form_id, version) {
+        return Ok(Some(def));
+    }
+    let row = forms::Entity::find()
+        .filter(forms::Column::FormId.eq(form_id))
+        .filter(forms::Column::Version.eq(version as i32))
+        .one(&state.db)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(state.definitions.keep(
+        form_id,
+        version,
+        definition_of(&row)?,
+    )))
+}
 
 /// A JSON value written with object keys sorted at every level, so equal content has
 /// equal bytes whatever order a client sent.

@@ -421,11 +421,9 @@ pub struct XformDoc {
     pub md5: String,
 }
 
-/// XForms by (form id, version). Versions are immutable and the XForm is a pure function
-/// of the definition, so each is generated once per process; another server makes the
-/// same bytes.
-#[derive(Debug, Default)]
-pub struct XformCache(std::sync::Mutex<BTreeMap<(String, u32), std::sync::Arc<XformDoc>>>);
+/// XForms by (form id, version): the XForm is a pure function of the definition, so
+/// each is generated once per process; another server makes the same bytes.
+pub type XformCache = form_service::VersionCache<XformDoc>;
 
 /// The XForm of a published form version, from the cache when there.
 pub async fn xform(
@@ -433,26 +431,20 @@ pub async fn xform(
     form_id: &str,
     version: u32,
 ) -> ApiResult<std::sync::Arc<XformDoc>> {
-    let key = (form_id.to_string(), version);
-    if let Some(doc) = state
-        .xforms
-        .0
-        .lock()
-        .ok()
-        .and_then(|cache| cache.get(&key).cloned())
-    {
+    if let Some(doc) = state.xforms.get(form_id, version) {
         return Ok(doc);
     }
     let row = form_service::get_version(&state.db, form_id, Some(version)).await?;
     let def = form_service::definition_of(&row)?;
     let bytes = Bytes::from(def.to_xform());
-    let doc = std::sync::Arc::new(XformDoc {
-        md5: hex::encode(md5::Md5::digest(&bytes)),
-        bytes,
-    });
-    if let Ok(mut cache) = state.xforms.0.lock() {
-        cache.insert(key, doc.clone());
-    }
+    let doc = state.xforms.keep(
+        form_id,
+        version,
+        XformDoc {
+            md5: hex::encode(md5::Md5::digest(&bytes)),
+            bytes,
+        },
+    );
     Ok(doc)
 }
 

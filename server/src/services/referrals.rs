@@ -18,7 +18,7 @@ use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::PageRequest;
 use crate::services::submissions::referral_out;
-use crate::services::sync::{self, Readers};
+use crate::services::sync;
 
 /// The condition selecting the referrals a caller may see: field workers those they
 /// issued, supervisors those issued in their subtree, admins all.
@@ -177,7 +177,7 @@ pub async fn expire<C: ConnectionTrait + TransactionTrait>(
             }
         }
         if !done.is_empty() {
-            sync::stamp(&txn, Readers::Find, &[], &done, &[]).await?;
+            sync::stamp(&txn, &[], &done, &[]).await?;
         }
         expired += done.len() as u64;
         txn.commit().await?;

@@ -27,8 +27,8 @@ use crate::db::entities::{
     referrals, submission_revisions, submissions, support_actions,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::services::submissions::{self as intake, status_of, Origin, Prepared, ReferralDraft};
-use crate::services::sync::{self, Readers};
+use crate::services::submissions::{self as intake, status_of, Origin, Prepared};
+use crate::services::sync;
 use crate::services::{audit, rollup};
 use crate::state::AppState;
 
@@ -151,7 +151,7 @@ pub async fn review(
         now,
     )
     .await?;
-    sync::stamp(&txn, Readers::Find, &[m.id], &touched, &[]).await?;
+    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -520,7 +520,7 @@ pub async fn reopen(
         Utc::now(),
     )
     .await?;
-    sync::stamp(&txn, Readers::Find, &[m.id], &touched, &[]).await?;
+    sync::stamp(&txn, &[m.id], &touched, &[]).await?;
     audit::record(
         &txn,
         Some(actor.user_id),
@@ -653,11 +653,11 @@ pub async fn revise(
         .col_expr(submissions::Column::OccurredOn, Expr::value(*occurred_on))
         .col_expr(
             submissions::Column::StartedAt,
-            Expr::value(input.started_at),
+            Expr::value(intake::to_micros(input.started_at)),
         )
         .col_expr(
             submissions::Column::CompletedAt,
-            Expr::value(input.completed_at),
+            Expr::value(intake::to_micros(input.completed_at)),
         )
         .col_expr(submissions::Column::UpdatedAt, Expr::value(now))
         .col_expr(
@@ -675,6 +675,9 @@ pub async fn revise(
         let now = intake::scoped(&state.db, actor, id).await?;
         return Err(illegal_move(status_of(&now.status)?, "take a new revision"));
     }
+    // The author's feed number, taken once the submission's row is ours (reviews lock
+    // the row first and a feed after it, so this order cannot deadlock with them).
+    let seq = sync::take(&txn, m.author_id).await?;
     // Replace what was extracted from the earlier revision.
     contacts::Entity::delete_many()
         .filter(contacts::Column::SubmissionId.eq(m.id))
@@ -692,7 +695,7 @@ pub async fn revise(
         .filter(support_actions::Column::SubmissionId.eq(m.id))
         .exec(&txn)
         .await?;
-    let issued = intake::extract(&txn, m.id, typed).await?;
+    let issued = intake::extract(&txn, m.id, typed, intake::Revision::Later).await?;
 
     // Referral codes already printed stay with their (contact, service); new pairs get
     // new codes; pairs gone from the revision are withdrawn unless already completed.
@@ -708,6 +711,7 @@ pub async fn revise(
             referrals::Entity::delete_by_id(r.id).exec(&txn).await?;
         }
     }
+    let mut new_pairs = Vec::new();
     for (position, service, hash) in issued {
         match existing
             .iter()
@@ -727,25 +731,18 @@ pub async fn revise(
                     .exec(&txn)
                     .await?;
             }
-            None => {
-                intake::insert_referral(
-                    &txn,
-                    ReferralDraft {
-                        submission_id: m.id,
-                        position,
-                        service,
-                        uic_hash: hash,
-                        issued_on: *occurred_on,
-                        issued_by: actor.user_id,
-                        org_unit: &place.org_unit,
-                        change_seq: 0,
-                        now,
-                    },
-                )
-                .await?;
-            }
+            None => new_pairs.push((position, service, hash)),
         }
     }
+    let issuing = intake::Issuing {
+        submission_id: m.id,
+        issued_on: *occurred_on,
+        issued_by: actor.user_id,
+        org_unit: &place.org_unit,
+        change_seq: seq,
+        now,
+    };
+    intake::insert_referrals(&txn, &issuing, &new_pairs).await?;
     intake::record_event(
         &txn,
         m.id,
@@ -758,7 +755,7 @@ pub async fn revise(
     )
     .await?;
     intake::record_odk(&txn, origin, m.id, next, now).await?;
-    sync::stamp(&txn, Readers::Known(&[m.author_id]), &[m.id], &[], &[m.id]).await?;
+    sync::renumber(&txn, &[(m.author_id, seq)], &[m.id], &[], &[m.id]).await?;
     let stored = submissions::Entity::find_by_id(m.id)
         .one(&txn)
         .await?

@@ -4,6 +4,8 @@
 //! support actions) commit in one transaction. Raw UICs never reach the database: they
 //! are normalised and replaced by their keyed hash before anything is written.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -13,8 +15,8 @@ use mobile_schema::FormDefinition;
 use rand::Rng;
 use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use sha2::Sha256;
 use shared_models::{
@@ -32,7 +34,7 @@ use crate::db::entities::{
 };
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::services::sync::{self, Readers};
+use crate::services::sync;
 use crate::services::{audit, forms as form_service};
 use crate::state::AppState;
 
@@ -72,9 +74,14 @@ pub fn uic_hash(key: &[u8], normalized: &str) -> ApiResult<String> {
 /// The time now, to the microsecond: what both databases keep, so a cursor made from a
 /// stored time compares equal to it (SQLite would otherwise keep nanoseconds as text).
 pub fn now_micros() -> DateTime<Utc> {
+    to_micros(Utc::now())
+}
+
+/// A time to the microsecond, as PostgreSQL keeps it (and, so that both databases hold
+/// the same, as SQLite is given it).
+pub fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::DurationRound;
-    let now = Utc::now();
-    now.duration_trunc(Duration::microseconds(1)).unwrap_or(now)
+    at.duration_trunc(Duration::microseconds(1)).unwrap_or(at)
 }
 
 /// Parses a stored status.
@@ -591,7 +598,7 @@ pub(crate) fn fingerprint_of(state: &AppState, input: &SubmissionIn) -> ApiResul
 
 /// A submission checked and ready to write: its form, place, hashed answers.
 pub(crate) struct Prepared {
-    pub def: FormDefinition,
+    pub def: Arc<FormDefinition>,
     pub place: Place,
     pub answers: serde_json::Value,
     pub occurred_on: NaiveDate,
@@ -608,8 +615,7 @@ pub(crate) async fn prepare(
     input: &SubmissionIn,
 ) -> ApiResult<Prepared> {
     let db = &state.db;
-    let form = form_row(db, input).await?;
-    let def = form_service::definition_of(&form)?;
+    let def = form_definition(state, input).await?;
     if !form_service::role_may_submit(&def.roles, actor.role) {
         return Err(ApiError::Forbidden(format!(
             "the role {} may not submit {}",
@@ -738,36 +744,40 @@ async fn store(
     } = &prepared;
 
     let txn = db.begin().await?;
+    // The author's feed number first: every row this visit writes carries it, so
+    // nothing is renumbered before commit (see `sync::take`).
+    let seq = sync::take(&txn, actor.user_id).await?;
     let now = now_micros();
-    let inserted = submissions::Entity::insert(submissions::ActiveModel {
-        id: Set(input.id),
-        form_id: Set(def.form_id.clone()),
-        form_version: Set(def.version as i32),
-        kind: Set(def.kind.as_str().to_string()),
-        author_id: Set(actor.user_id),
-        org_unit_id: Set(place.org_unit.id),
-        org_path: Set(place.org_unit.path.clone()),
-        hotspot_id: Set(place.hotspot_id),
-        status: Set(ReviewStatus::Submitted.as_str().to_string()),
-        revision: Set(1),
-        fingerprint: Set(fingerprint.clone()),
-        answers: Set(answers.clone()),
-        photo_digests: Set(serde_json::json!(photos)),
-        occurred_on: Set(*occurred_on),
-        started_at: Set(input.started_at),
-        completed_at: Set(input.completed_at),
-        received_at: Set(now),
-        updated_at: Set(now),
-        change_seq: Set(0),
-        source: Set(origin.source().as_str().to_string()),
-    })
-    .on_conflict(
-        OnConflict::column(submissions::Column::Id)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
+    let row = submissions::Model {
+        id: input.id,
+        form_id: def.form_id.clone(),
+        form_version: def.version as i32,
+        kind: def.kind.as_str().to_string(),
+        author_id: actor.user_id,
+        org_unit_id: place.org_unit.id,
+        org_path: place.org_unit.path.clone(),
+        hotspot_id: place.hotspot_id,
+        status: ReviewStatus::Submitted.as_str().to_string(),
+        revision: 1,
+        fingerprint: fingerprint.clone(),
+        answers: answers.clone(),
+        photo_digests: serde_json::json!(photos),
+        occurred_on: *occurred_on,
+        started_at: to_micros(input.started_at),
+        completed_at: to_micros(input.completed_at),
+        received_at: now,
+        updated_at: now,
+        change_seq: seq,
+        source: origin.source().as_str().to_string(),
+    };
+    let inserted = submissions::Entity::insert(row.clone().into_active_model())
+        .on_conflict(
+            OnConflict::column(submissions::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
     if inserted == 0 {
         // A concurrent request with the same id won the race: answer as a retry.
         txn.rollback().await?;
@@ -779,7 +789,7 @@ async fn store(
             })?;
         return replay(db, actor, existing, &fingerprint).await;
     }
-    record_event(
+    let event = record_event(
         &txn,
         input.id,
         1,
@@ -790,40 +800,37 @@ async fn store(
         now,
     )
     .await?;
-    let issued = extract(&txn, input.id, typed).await?;
-    for (position, service, hash) in issued {
-        insert_referral(
-            &txn,
-            ReferralDraft {
-                submission_id: input.id,
-                position,
-                service,
-                uic_hash: hash,
-                issued_on: *occurred_on,
-                issued_by: actor.user_id,
-                org_unit: &place.org_unit,
-                change_seq: 0,
-                now,
-            },
-        )
-        .await?;
-    }
+    let issued = extract(&txn, input.id, typed, Revision::First).await?;
+    let issuing = Issuing {
+        submission_id: input.id,
+        issued_on: *occurred_on,
+        issued_by: actor.user_id,
+        org_unit: &place.org_unit,
+        change_seq: seq,
+        now,
+    };
+    let mut referrals = insert_referrals(&txn, &issuing, &issued).await?;
     record_odk(&txn, origin, input.id, 1, now).await?;
-    sync::stamp(
-        &txn,
-        Readers::Known(&[actor.user_id]),
-        &[input.id],
-        &[],
-        &[input.id],
-    )
-    .await?;
     txn.commit().await?;
-    // Read back after the commit: nothing else needs to wait for it.
-    let stored = submissions::Entity::find_by_id(input.id)
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("submission vanished after commit")))?;
-    let out = detail(db, stored).await?;
+    // The answer is what was written: no photo can be stored before its submission is.
+    referrals
+        .sort_by(|a, b| (a.contact_position, &a.service).cmp(&(b.contact_position, &b.service)));
+    let out = SubmissionOut {
+        summary: summary_out(&row)?,
+        photos: photos
+            .iter()
+            .map(|sha256| PhotoStatusOut {
+                sha256: sha256.clone(),
+                present: false,
+            })
+            .collect(),
+        answers: row.answers,
+        referrals: referrals
+            .into_iter()
+            .map(referral_out)
+            .collect::<ApiResult<_>>()?,
+        events: vec![event_out(event)?],
+    };
     tracing::info!(
         submission.id = %input.id,
         form.id = %def.form_id,
@@ -833,7 +840,7 @@ async fn store(
     Ok((out, true))
 }
 
-/// Records one move of a submission through review.
+/// Records one move of a submission through review; answers the event as written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event<C: ConnectionTrait>(
     txn: &C,
@@ -844,44 +851,46 @@ pub(crate) async fn record_event<C: ConnectionTrait>(
     to: ReviewStatus,
     comment: Option<String>,
     at: DateTime<Utc>,
-) -> ApiResult<()> {
-    submission_events::Entity::insert(submission_events::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        submission_id: Set(submission_id),
-        revision: Set(revision),
-        actor_id: Set(actor_id),
-        from_status: Set(from.map(|s| s.as_str().to_string())),
-        to_status: Set(to.as_str().to_string()),
-        comment: Set(comment),
-        at: Set(at),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+) -> ApiResult<submission_events::Model> {
+    let event = submission_events::Model {
+        id: Uuid::now_v7(),
+        submission_id,
+        revision,
+        actor_id,
+        from_status: from.map(|s| s.as_str().to_string()),
+        to_status: to.as_str().to_string(),
+        comment,
+        at,
+    };
+    submission_events::Entity::insert(event.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(event)
 }
 
-async fn form_row<C: ConnectionTrait>(db: &C, input: &SubmissionIn) -> ApiResult<forms::Model> {
-    let versions = forms::Entity::find()
+/// The definition of the form version a submission names (parsed once per process).
+async fn form_definition(state: &AppState, input: &SubmissionIn) -> ApiResult<Arc<FormDefinition>> {
+    if let Some(def) =
+        form_service::published_definition(state, &input.form_id, input.form_version).await?
+    {
+        return Ok(def);
+    }
+    let any_version = forms::Entity::find()
         .filter(forms::Column::FormId.eq(input.form_id.as_str()))
-        .all(db)
+        .one(&state.db)
         .await?;
-    if versions.is_empty() {
-        return Err(ApiError::invalid(
+    Err(match any_version {
+        None => ApiError::invalid(
             "form_id",
             "unknown_form",
             "no form with this id is published",
-        ));
-    }
-    versions
-        .into_iter()
-        .find(|f| f.version == input.form_version as i32)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "form_version",
-                "unknown_form_version",
-                "this version of the form is not published",
-            )
-        })
+        ),
+        Some(_) => ApiError::invalid(
+            "form_version",
+            "unknown_form_version",
+            "this version of the form is not published",
+        ),
+    })
 }
 
 /// An id seen before: the same author with the same body gets the stored record;
@@ -926,13 +935,24 @@ fn hash_uics(
     Ok(answers)
 }
 
+/// Which revision of a submission is being extracted: it decides how the clients it met
+/// first are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revision {
+    /// A new submission: the clients it met first are those its own insert added.
+    First,
+    /// A later revision: an earlier one may have met them first.
+    Later,
+}
+
 /// Extracts the typed records of a submission's kind. Answers the referrals to issue
 /// (contact position, service, client hash): they are written last, with sync numbers.
 pub(crate) async fn extract<C: ConnectionTrait>(
     txn: &C,
     submission_id: Uuid,
     typed: &KindAnswers,
-) -> ApiResult<Vec<(i32, String, String)>> {
+    revision: Revision,
+) -> ApiResult<Vec<IssuedPair>> {
     let mut issued = Vec::new();
     match typed {
         KindAnswers::OutreachVisit(visit) => {
@@ -942,31 +962,34 @@ pub(crate) async fn extract<C: ConnectionTrait>(
             let mut hashes: Vec<&str> = contacts.iter().map(|c| c.uic.as_str()).collect();
             hashes.sort_unstable();
             hashes.dedup();
-            // One statement: its rows are inserted (and locked) in the order given.
+            // One statement: its rows are inserted (and locked) in the order given. It
+            // answers the rows it added: the clients this visit met first.
             let first_seen_at = Utc::now();
+            let mut first_met_here: Vec<String> = Vec::new();
             if !hashes.is_empty() {
-                clients::Entity::insert_many(hashes.iter().map(|hash| clients::ActiveModel {
-                    uic_hash: Set((*hash).to_string()),
-                    first_submission_id: Set(submission_id),
-                    first_seen_at: Set(first_seen_at),
-                }))
-                .on_conflict(
-                    OnConflict::column(clients::Column::UicHash)
-                        .do_nothing()
-                        .to_owned(),
+                first_met_here = insert_new(
+                    txn,
+                    hashes.iter().map(|hash| clients::ActiveModel {
+                        uic_hash: Set((*hash).to_string()),
+                        first_submission_id: Set(submission_id),
+                        first_seen_at: Set(first_seen_at),
+                    }),
+                    clients::Column::UicHash,
+                    clients::Column::UicHash,
                 )
-                .exec_without_returning(txn)
                 .await?;
             }
-            // The clients this visit (or an earlier revision of it) met first.
-            let first_met_here: Vec<String> = clients::Entity::find()
-                .filter(clients::Column::UicHash.is_in(hashes.iter().copied()))
-                .filter(clients::Column::FirstSubmissionId.eq(submission_id))
-                .all(txn)
-                .await?
-                .into_iter()
-                .map(|c| c.uic_hash)
-                .collect();
+            if revision == Revision::Later && !hashes.is_empty() {
+                // Also those an earlier revision of this visit met first.
+                first_met_here = clients::Entity::find()
+                    .filter(clients::Column::UicHash.is_in(hashes.iter().copied()))
+                    .filter(clients::Column::FirstSubmissionId.eq(submission_id))
+                    .all(txn)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.uic_hash)
+                    .collect();
+            }
             let mut totals = [0i64; 4];
             let mut rows = Vec::with_capacity(contacts.len());
             for (position, c) in contacts.iter().enumerate() {
@@ -1067,11 +1090,39 @@ pub(crate) async fn extract<C: ConnectionTrait>(
     Ok(issued)
 }
 
-pub(crate) struct ReferralDraft<'a> {
+/// Inserts `rows` in one statement, skipping each whose `unique` column is already
+/// taken, and answers the `answer` column of the rows it added.
+async fn insert_new<C, A, T>(
+    txn: &C,
+    rows: impl IntoIterator<Item = A>,
+    unique: <A::Entity as EntityTrait>::Column,
+    answer: <A::Entity as EntityTrait>::Column,
+) -> ApiResult<Vec<T>>
+where
+    C: ConnectionTrait,
+    A: sea_orm::ActiveModelTrait,
+    T: sea_orm::TryGetable,
+{
+    let insert = <A::Entity as EntityTrait>::insert_many(rows)
+        .on_conflict(OnConflict::column(unique).do_nothing().to_owned())
+        .into_query()
+        .returning_col(answer)
+        .to_owned();
+    let backend = txn.get_database_backend();
+    let mut added = Vec::new();
+    for row in txn.query_all(backend.build(&insert)).await? {
+        added.push(row.try_get("", sea_orm::IdenStatic::as_str(&answer))?);
+    }
+    Ok(added)
+}
+
+/// One referral a visit issues: the contact's position, the service, the contact's
+/// UIC hash (as [`extract`] answers them).
+pub(crate) type IssuedPair = (i32, String, String);
+
+/// What every referral of one visit (or revision) shares when it is issued.
+pub(crate) struct Issuing<'a> {
     pub(crate) submission_id: Uuid,
-    pub(crate) position: i32,
-    pub(crate) service: String,
-    pub(crate) uic_hash: String,
     pub(crate) issued_on: NaiveDate,
     pub(crate) issued_by: Uuid,
     pub(crate) org_unit: &'a org_units::Model,
@@ -1079,44 +1130,73 @@ pub(crate) struct ReferralDraft<'a> {
     pub(crate) now: DateTime<Utc>,
 }
 
-/// Inserts a referral under a fresh random code, drawing again on the rare collision.
-pub(crate) async fn insert_referral<C: ConnectionTrait>(
-    txn: &C,
-    d: ReferralDraft<'_>,
-) -> ApiResult<()> {
-    for _ in 0..8 {
-        let inserted = referrals::Entity::insert(referrals::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            code: Set(new_referral_code()),
-            submission_id: Set(d.submission_id),
-            contact_position: Set(d.position),
-            uic_hash: Set(d.uic_hash.clone()),
-            service: Set(d.service.clone()),
-            status: Set(ReferralStatus::Issued.as_str().to_string()),
-            issued_on: Set(d.issued_on),
-            issued_by: Set(d.issued_by),
-            org_unit_id: Set(d.org_unit.id),
-            org_path: Set(d.org_unit.path.clone()),
-            outcome: Set(None),
-            completed_on: Set(None),
-            completed_by_submission: Set(None),
-            change_seq: Set(d.change_seq),
-            created_at: Set(d.now),
-            updated_at: Set(d.now),
-        })
-        .on_conflict(
-            OnConflict::column(referrals::Column::Code)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-        if inserted == 1 {
-            return Ok(());
+impl Issuing<'_> {
+    /// The referral `pair` becomes under `code`.
+    fn model(&self, (position, service, uic_hash): &IssuedPair, code: String) -> referrals::Model {
+        referrals::Model {
+            id: Uuid::now_v7(),
+            code,
+            submission_id: self.submission_id,
+            contact_position: *position,
+            uic_hash: uic_hash.clone(),
+            service: service.clone(),
+            status: ReferralStatus::Issued.as_str().to_string(),
+            issued_on: self.issued_on,
+            issued_by: self.issued_by,
+            org_unit_id: self.org_unit.id,
+            org_path: self.org_unit.path.clone(),
+            outcome: None,
+            completed_on: None,
+            completed_by_submission: None,
+            change_seq: self.change_seq,
+            created_at: self.now,
+            updated_at: self.now,
         }
     }
+}
+
+/// Inserts these referrals under fresh random codes in one statement, drawing again
+/// for the rare code already taken (up to 8 rounds). Answers the referrals as stored.
+pub(crate) async fn insert_referrals<C: ConnectionTrait>(
+    txn: &C,
+    issuing: &Issuing<'_>,
+    pairs: &[IssuedPair],
+) -> ApiResult<Vec<referrals::Model>> {
+    let mut stored = Vec::with_capacity(pairs.len());
+    let mut pending: Vec<&IssuedPair> = pairs.iter().collect();
+    for _ in 0..8 {
+        if pending.is_empty() {
+            return Ok(stored);
+        }
+        let tries: Vec<referrals::Model> = pending
+            .iter()
+            .map(|pair| issuing.model(pair, new_referral_code()))
+            .collect();
+        let added: Vec<Uuid> = insert_new(
+            txn,
+            tries
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+            referrals::Column::Code,
+            referrals::Column::Id,
+        )
+        .await?;
+        let mut again = Vec::new();
+        for (pair, tried) in pending.into_iter().zip(tries) {
+            if added.contains(&tried.id) {
+                stored.push(tried);
+            } else {
+                again.push(pair);
+            }
+        }
+        pending = again;
+    }
+    if pending.is_empty() {
+        return Ok(stored);
+    }
     Err(ApiError::Internal(anyhow::anyhow!(
-        "could not draw an unused referral code in 8 tries"
+        "could not draw unused referral codes in 8 tries"
     )))
 }
 

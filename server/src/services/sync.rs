@@ -84,16 +84,14 @@ async fn feed_seq<C: ConnectionTrait>(db: &C, user: Uuid) -> ApiResult<i64> {
     Ok(row.try_get("", "value")?)
 }
 
-/// Whose phones read the rows a transaction changed.
-#[derive(Clone, Copy, Debug)]
-pub enum Readers<'a> {
-    /// These people, and no one else: a submission's author who also issued its
-    /// referrals (intake, a revision). If a changed row belongs to someone not named,
-    /// the stamp fails (its number would be NULL) rather than number it on a wrong feed.
-    Known(&'a [Uuid]),
-    /// Look them up from the rows (a review completing referrals other people issued,
-    /// expiring everyone's old referrals).
-    Find,
+/// The next number of `user`'s feed, for a transaction that changes rows only this user
+/// reads (a new submission by them, its referrals): take it first, before writing the
+/// rows it numbers, and write them with it, so nothing needs renumbering before commit.
+/// The feed row stays locked until the transaction ends, which orders this feed's
+/// commits by number and makes the same user's other writers wait here, before they
+/// hold anything (so a transaction that takes a feed first takes no other feed later).
+pub async fn take<C: ConnectionTrait>(txn: &C, user: Uuid) -> ApiResult<i64> {
+    feed_seq(txn, user).await
 }
 
 /// The authors of `submission_ids` and the issuers of `referral_ids` and of the
@@ -108,36 +106,55 @@ async fn find_readers<C: ConnectionTrait>(
     struct Reader {
         user_id: Uuid,
     }
-    let mut select = Query::select()
-        .expr_as(
-            Expr::col(submissions::Column::AuthorId),
-            Alias::new("user_id"),
-        )
-        .from(submissions::Entity)
-        .and_where(Expr::col(submissions::Column::Id).is_in(submission_ids.iter().copied()))
-        .to_owned();
-    select.union(
-        sea_orm::sea_query::UnionType::Distinct,
-        Query::select()
+    let backend = txn.get_database_backend();
+    let mut users = Vec::new();
+    // Each part only when it names something: an empty `IN ()` is written as a
+    // parameter comparison that a prepared plan cannot fold away, so it scans the table.
+    if !submission_ids.is_empty() {
+        let select = Query::select()
+            .expr_as(
+                Expr::col(submissions::Column::AuthorId),
+                Alias::new("user_id"),
+            )
+            .from(submissions::Entity)
+            .and_where(Expr::col(submissions::Column::Id).is_in(submission_ids.iter().copied()))
+            .to_owned();
+        users.extend(
+            Reader::find_by_statement(backend.build(&select))
+                .all(txn)
+                .await?,
+        );
+    }
+    if let Some(which) = referrals_named(referral_ids, referrals_of) {
+        let select = Query::select()
+            .distinct()
             .expr_as(
                 Expr::col(referrals::Column::IssuedBy),
                 Alias::new("user_id"),
             )
             .from(referrals::Entity)
-            .cond_where(
-                sea_orm::Condition::any()
-                    .add(referrals::Column::Id.is_in(referral_ids.iter().copied()))
-                    .add(referrals::Column::SubmissionId.is_in(referrals_of.iter().copied())),
-            )
-            .to_owned(),
-    );
-    let backend = txn.get_database_backend();
-    Ok(Reader::find_by_statement(backend.build(&select))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|r| r.user_id)
-        .collect())
+            .cond_where(which)
+            .to_owned();
+        users.extend(
+            Reader::find_by_statement(backend.build(&select))
+                .all(txn)
+                .await?,
+        );
+    }
+    Ok(users.into_iter().map(|r| r.user_id).collect())
+}
+
+/// The referrals with these ids and those of these submissions, or `None` when both
+/// lists are empty; an empty list is left out of the condition (see [`find_readers`]).
+fn referrals_named(referral_ids: &[Uuid], referrals_of: &[Uuid]) -> Option<sea_orm::Condition> {
+    let mut which = sea_orm::Condition::any();
+    if !referral_ids.is_empty() {
+        which = which.add(referrals::Column::Id.is_in(referral_ids.iter().copied()));
+    }
+    if !referrals_of.is_empty() {
+        which = which.add(referrals::Column::SubmissionId.is_in(referrals_of.iter().copied()));
+    }
+    (!which.is_empty()).then_some(which)
 }
 
 /// `CASE column WHEN reader THEN number … END`, with no ELSE: a row of a reader not in
@@ -154,14 +171,13 @@ fn number_of(
 }
 
 /// Gives everything one transaction changed its readers' next numbers: these
-/// submissions, these referrals, and every referral of `referrals_of`. Within one
-/// feed, everything the transaction changed shares one number. Call it last before
-/// commit: the feed rows stay locked until then (taken in user-id order, so two
-/// transactions touching the same two feeds cannot deadlock on them). Answers the
-/// number each reader's feed gave.
+/// submissions, these referrals, and every referral of `referrals_of`, their readers
+/// (authors, issuers) looked up from the rows. Within one feed, everything the
+/// transaction changed shares one number. Call it last before commit: the feed rows
+/// stay locked until then (taken in user-id order, so two transactions touching the
+/// same two feeds cannot deadlock on them). Answers the number each reader's feed gave.
 pub async fn stamp<C: ConnectionTrait>(
     txn: &C,
-    readers: Readers<'_>,
     submission_ids: &[Uuid],
     referral_ids: &[Uuid],
     referrals_of: &[Uuid],
@@ -169,41 +185,49 @@ pub async fn stamp<C: ConnectionTrait>(
     if submission_ids.is_empty() && referral_ids.is_empty() && referrals_of.is_empty() {
         return Ok(Vec::new());
     }
-    let mut users = match readers {
-        Readers::Known(users) => users.to_vec(),
-        Readers::Find => find_readers(txn, submission_ids, referral_ids, referrals_of).await?,
-    };
+    let mut users = find_readers(txn, submission_ids, referral_ids, referrals_of).await?;
     users.sort_unstable();
     users.dedup();
     let mut numbers = Vec::with_capacity(users.len());
     for user in users {
         numbers.push((user, feed_seq(txn, user).await?));
     }
+    renumber(txn, &numbers, submission_ids, referral_ids, referrals_of).await?;
+    Ok(numbers)
+}
+
+/// Writes numbers already taken (by [`take`] or [`stamp`]) onto these submissions,
+/// these referrals and every referral of `referrals_of`: each row gets its reader's
+/// number. A row whose reader has no number in `numbers` makes the update fail (its
+/// number would be NULL) rather than be numbered on a wrong feed.
+pub async fn renumber<C: ConnectionTrait>(
+    txn: &C,
+    numbers: &[(Uuid, i64)],
+    submission_ids: &[Uuid],
+    referral_ids: &[Uuid],
+    referrals_of: &[Uuid],
+) -> ApiResult<()> {
     if !submission_ids.is_empty() {
         submissions::Entity::update_many()
             .col_expr(
                 submissions::Column::ChangeSeq,
-                number_of(submissions::Column::AuthorId, &numbers),
+                number_of(submissions::Column::AuthorId, numbers),
             )
             .filter(submissions::Column::Id.is_in(submission_ids.iter().copied()))
             .exec(txn)
             .await?;
     }
-    if !referral_ids.is_empty() || !referrals_of.is_empty() {
+    if let Some(which) = referrals_named(referral_ids, referrals_of) {
         referrals::Entity::update_many()
             .col_expr(
                 referrals::Column::ChangeSeq,
-                number_of(referrals::Column::IssuedBy, &numbers),
+                number_of(referrals::Column::IssuedBy, numbers),
             )
-            .filter(
-                sea_orm::Condition::any()
-                    .add(referrals::Column::Id.is_in(referral_ids.iter().copied()))
-                    .add(referrals::Column::SubmissionId.is_in(referrals_of.iter().copied())),
-            )
+            .filter(which)
             .exec(txn)
             .await?;
     }
-    Ok(numbers)
+    Ok(())
 }
 
 /// Where a phone stands: its feed's number and the forms' number, and the epoch.
