@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use shared_models::{FieldError, Problem, PROBLEM_CONTENT_TYPE};
 
 /// The result of every handler and service.
@@ -144,9 +144,43 @@ impl ApiError {
         }
     }
 
+    /// Whether a database fault is a lost or unobtainable connection (PostgreSQL
+    /// restarted or shut down, the network dropped, every connection busy for the whole
+    /// acquire timeout): nothing was decided, and a retry may well succeed. A visit whose
+    /// commit was cut off is answered as a replay when the phone sends it again.
+    fn is_connection_lost(&self) -> bool {
+        fn lost(e: &sea_orm::sqlx::Error) -> bool {
+            use sea_orm::sqlx::Error;
+            match e {
+                Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => {
+                    true
+                }
+                // admin_shutdown, crash_shutdown, cannot_connect_now
+                Error::Database(d) => {
+                    matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+                }
+                _ => false,
+            }
+        }
+        match self {
+            ApiError::Db(DbErr::ConnectionAcquire(_)) => true,
+            ApiError::Db(
+                DbErr::Conn(RuntimeErr::SqlxError(e))
+                | DbErr::Exec(RuntimeErr::SqlxError(e))
+                | DbErr::Query(RuntimeErr::SqlxError(e)),
+            ) => lost(e),
+            _ => false,
+        }
+    }
+
+    /// Whether this is a database fault worth retrying in a moment (503, `Retry-After`).
+    fn is_transient(&self) -> bool {
+        self.is_contention() || self.is_connection_lost()
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
-        if self.is_contention() {
+        if self.is_transient() {
             return StatusCode::SERVICE_UNAVAILABLE;
         }
         match self {
@@ -253,6 +287,12 @@ impl ApiError {
                     Some("the database was busy with a conflicting change; retry".into()),
                     vec![],
                 ),
+                ApiError::Db(_) if self.is_connection_lost() => (
+                    "unavailable",
+                    "Service unavailable",
+                    Some("the database could not be reached; retry".into()),
+                    vec![],
+                ),
                 ApiError::Db(_) | ApiError::Internal(_) => (
                     "internal",
                     "Internal server error",
@@ -279,7 +319,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let ApiError::Db(_) = self {
-            crate::metrics::database_error(self.is_contention());
+            let kind = if self.is_contention() {
+                "contention"
+            } else if self.is_connection_lost() {
+                "unavailable"
+            } else {
+                "other"
+            };
+            crate::metrics::database_error(kind);
         }
         if status.is_server_error() && !matches!(self, ApiError::Unavailable { .. }) {
             // The one place internal faults are logged.
@@ -292,7 +339,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if self.is_contention() {
+        if self.is_transient() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
         }
         match &self {

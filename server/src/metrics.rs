@@ -288,9 +288,9 @@ pub fn blob_store_error(operation: &'static str) {
     counter!("donghanh_blob_store_errors_total", "operation" => operation).increment(1);
 }
 
-/// A database fault answered to a caller.
-pub fn database_error(contention: bool) {
-    let kind = if contention { "contention" } else { "other" };
+/// A database fault answered to a caller: `contention` or `unavailable` (both 503),
+/// `other` (500).
+pub fn database_error(kind: &'static str) {
     counter!("donghanh_database_errors_total", "kind" => kind).increment(1);
 }
 

@@ -18,6 +18,10 @@ use crate::storage::{BlobStore, DiskStore, MeasuredStore, S3Store};
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// For reads that need nothing uncommitted: the account behind a token, the place
+    /// and form a submission names. The same pool as `db` on PostgreSQL; read-only
+    /// connections beside the one writer on SQLite (see [`db::connect_readers`]).
+    pub reader: DatabaseConnection,
     pub blobs: Arc<dyn BlobStore>,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
@@ -41,6 +45,9 @@ impl AppState {
         let db = db::connect_and_migrate(&config.database_url)
             .await
             .with_context(|| format!("database {}", config.database_url.redacted()))?;
+        let reader = db::connect_readers(&config.database_url, &db)
+            .await
+            .with_context(|| format!("database {} (readers)", config.database_url.redacted()))?;
         crate::services::forms::install_bundled(&db)
             .await
             .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
@@ -68,6 +75,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(AppState {
             db,
+            reader,
             blobs,
             config: Arc::new(config),
             tokens: Arc::new(tokens),

@@ -342,3 +342,75 @@ async fn nul_characters_are_refused_where_they_are(app: TestApp) {
     .await;
     assert_eq!(faults(&body), [("form_id".into(), "nul_character".into())]);
 }
+
+crate::on_postgres!(a_database_restart_costs_a_retry_not_a_500);
+
+/// PostgreSQL drops every session (a restart, a failover): the pooled connections the
+/// server holds are dead. A request that meets one is answered 503 with `Retry-After`
+/// (not 500), the dead connection is let go, and the phone's retry is stored: one
+/// record, as for any retry.
+async fn a_database_restart_costs_a_retry_not_a_500(app: TestApp) {
+    use crate::intake::{contact, outreach_visit};
+    use futures::future::join_all;
+    use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let dd = app.unit("006").await;
+    // Several requests at once, so that the pool holds several connections.
+    let warm = (0..8).map(|_| app.get("/api/v1/submissions", peer.token()));
+    for res in join_all(warm).await {
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let killed = app
+        .state
+        .db
+        .query_all(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .expect("terminate the server's other sessions");
+    assert!(!killed.is_empty(), "the pool held other connections");
+
+    let body = outreach_visit(dd, vec![contact("RESTART-1990-F", &["hiv_test"])]);
+    let mut answers = Vec::new();
+    for _ in 0..30 {
+        let res = app
+            .post("/api/v1/submissions", Some(peer.token()), &body)
+            .await;
+        let status = res.status();
+        answers.push(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(res.headers().contains_key("retry-after"));
+            let p = problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+            assert_eq!(p["type"], "/problems/unavailable");
+            continue;
+        }
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{answers:?}"
+        );
+        break;
+    }
+    assert!(
+        matches!(
+            answers.last(),
+            Some(&StatusCode::CREATED) | Some(&StatusCode::OK)
+        ),
+        "the retries got through: {answers:?}"
+    );
+    assert!(
+        answers.len() <= 21,
+        "at most one failed answer per pooled connection (20): {answers:?}"
+    );
+    let stored = server::db::entities::submissions::Entity::find()
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "{answers:?}");
+    // And the server is whole again.
+    for res in join_all((0..8).map(|_| app.get("/api/v1/submissions", peer.token()))).await {
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}

@@ -377,6 +377,21 @@ pub fn faults(body: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// One `#[tokio::test]` named `$backend` that runs `super::$name` on that backend (or
+/// skips when it is not configured, which `scripts/test.sh` never allows).
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, $backend:ident, $kind:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $backend() {
+            if let Some(app) = $crate::helpers::try_spawn_app($crate::helpers::Backend::$kind).await
+            {
+                super::$name(app).await
+            }
+        }
+    };
+}
+
 /// Runs a test body on SQLite and on PostgreSQL: `on_both!(name, …)` makes `name::sqlite`
 /// and `name::postgres` from `async fn name(app: TestApp)`.
 #[macro_export]
@@ -384,18 +399,21 @@ macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(app) = $crate::helpers::try_spawn_app($crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await
-                    }
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = $crate::helpers::try_spawn_app($crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await
-                    }
-                }
+                $crate::backend_test!($name, sqlite, Sqlite);
+                $crate::backend_test!($name, postgres, Postgres);
+            }
+        )*
+    };
+}
+
+/// Runs a test body on PostgreSQL only (what it proves needs concurrent sessions or
+/// PostgreSQL's own behaviour): `on_postgres!(name, …)` makes `name::postgres`.
+#[macro_export]
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                $crate::backend_test!($name, postgres, Postgres);
             }
         )*
     };

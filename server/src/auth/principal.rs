@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for Principal {
         let claims = state.tokens.verify_access(token)?;
         let (user, unit) = users::Entity::find_by_id(claims.sub)
             .find_also_related(org_units::Entity)
-            .one(&state.db)
+            .one(&state.reader)
             .await?
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
         if !user.active {

@@ -65,7 +65,7 @@ pub async fn published_definition(
     let row = forms::Entity::find()
         .filter(forms::Column::FormId.eq(form_id))
         .filter(forms::Column::Version.eq(version as i32))
-        .one(&state.db)
+        .one(&state.reader)
         .await?;
     let Some(row) = row else {
         return Ok(None);

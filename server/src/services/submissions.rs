@@ -614,7 +614,7 @@ pub(crate) async fn prepare(
     actor: &Principal,
     input: &SubmissionIn,
 ) -> ApiResult<Prepared> {
-    let db = &state.db;
+    let db = &state.reader;
     let def = form_definition(state, input).await?;
     if !form_service::role_may_submit(&def.roles, actor.role) {
         return Err(ApiError::Forbidden(format!(
@@ -730,10 +730,21 @@ async fn store(
 ) -> ApiResult<(SubmissionOut, bool)> {
     let db = &state.db;
     let fingerprint = fingerprint_of(state, &input)?;
-    if let Some(existing) = submissions::Entity::find_by_id(input.id).one(db).await? {
-        return replay(db, actor, existing, &fingerprint).await;
-    }
-    let prepared = prepare(state, actor, &input).await?;
+    // A new visit is the common case: no read first, the insert below finds a stored
+    // one. An answer the server would refuse now (a hotspot closed since, a form
+    // withdrawn) may still be a retry of a visit stored before: that one is replayed.
+    let prepared = match prepare(state, actor, &input).await {
+        Ok(prepared) => prepared,
+        Err(refused) => {
+            return match submissions::Entity::find_by_id(input.id)
+                .one(&state.reader)
+                .await?
+            {
+                Some(existing) => replay(db, actor, existing, &fingerprint).await,
+                None => Err(refused),
+            };
+        }
+    };
     let Prepared {
         def,
         place,
@@ -779,7 +790,7 @@ async fn store(
         .exec_without_returning(&txn)
         .await?;
     if inserted == 0 {
-        // A concurrent request with the same id won the race: answer as a retry.
+        // Stored before, or by a concurrent request that won the race: a retry.
         txn.rollback().await?;
         let existing = submissions::Entity::find_by_id(input.id)
             .one(db)
