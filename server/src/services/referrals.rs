@@ -17,7 +17,6 @@ use crate::db::entities::referrals;
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::PageRequest;
-use crate::services::submissions::referral_out;
 use crate::services::sync;
 
 /// The condition selecting the referrals a caller may see: field workers those they
@@ -87,7 +86,7 @@ pub async fn list<C: ConnectionTrait>(
         .limit(page.limit + 1)
         .all(db)
         .await?;
-    let page = page.finish(rows, |r| r.id, referral_out);
+    let page = page.finish(rows, |r| r.id, ReferralOut::try_from);
     Ok(Page {
         items: page.items.into_iter().collect::<ApiResult<Vec<_>>>()?,
         next_cursor: page.next_cursor,
@@ -135,7 +134,7 @@ pub async fn get<C: ConnectionTrait>(
         .filter(visible_to(actor))
         .one(db)
         .await?
-        .map(referral_out)
+        .map(ReferralOut::try_from)
         .transpose()?
         .ok_or(ApiError::NotFound("referral"))
 }

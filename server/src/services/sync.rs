@@ -19,7 +19,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use shared_models::{SyncOut, SyncQuery, SyncSubmissionOut};
+use shared_models::{ReferralOut, SubmissionEventOut, SyncOut, SyncQuery, SyncSubmissionOut};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -464,7 +464,7 @@ pub async fn changes<C: ConnectionTrait>(
                 let last_review = reviews
                     .iter()
                     .find(|e| e.submission_id == m.id)
-                    .map(|e| submission_service::event_out(e.clone()))
+                    .map(|e| SubmissionEventOut::try_from(e.clone()))
                     .transpose()?;
                 out.submissions.push(SyncSubmissionOut {
                     id: m.id,
@@ -475,7 +475,7 @@ pub async fn changes<C: ConnectionTrait>(
                     last_review,
                 });
             }
-            Change::Referral(m) => out.referrals.push(submission_service::referral_out(m)?),
+            Change::Referral(m) => out.referrals.push(ReferralOut::try_from(m)?),
         }
     }
     Ok(out)
