@@ -9,13 +9,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use bytes::BytesMut;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
-use shared_models::{FieldError, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
-use uuid::Uuid;
+use shared_models::FieldError;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::ApiError;
@@ -456,73 +453,6 @@ fn subscriber_block(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A checked `limit` of a list: absent means the default, outside 1..=200 is a 400.
-pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
-    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_param(
-            "limit",
-            "out_of_range",
-            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
-        ));
-    }
-    Ok(limit)
-}
-
-/// A checked page request: the id after which to continue, and how many rows to return.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
-    pub after: Option<Uuid>,
-    pub limit: u64,
-}
-
-impl PageRequest {
-    /// Checks `cursor` and `limit` from a query string.
-    pub fn parse(cursor: Option<&str>, limit: Option<u64>) -> Result<Self, ApiError> {
-        let limit = page_limit(limit)?;
-        let after = match cursor {
-            None | Some("") => None,
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                ApiError::bad_param("cursor", "invalid", "not a cursor this server issued")
-            })?),
-        };
-        Ok(PageRequest { after, limit })
-    }
-
-    /// Splits one extra row (fetched as `limit + 1`) into the page and its next cursor.
-    pub fn finish<M, O>(
-        &self,
-        mut rows: Vec<M>,
-        id_of: impl Fn(&M) -> Uuid,
-        out: impl Fn(M) -> O,
-    ) -> shared_models::Page<O> {
-        let more = rows.len() as u64 > self.limit;
-        rows.truncate(self.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|m| encode_cursor(id_of(m)))
-        } else {
-            None
-        };
-        shared_models::Page {
-            items: rows.into_iter().map(out).collect(),
-            next_cursor,
-        }
-    }
-}
-
-const CURSOR_PREFIX: &str = "c1:";
-
-/// An opaque cursor for the row with this id.
-pub fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = std::str::from_utf8(&raw).ok()?;
-    Uuid::parse_str(text.strip_prefix(CURSOR_PREFIX)?).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,15 +511,5 @@ mod tests {
             parse_json::<Outer>(b"{\"name\":\"a\",\"inner\":{\"count\":1}} trailing"),
             Err(ApiError::MalformedJson(_))
         ));
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_forgeries() {
-        let id = Uuid::now_v7();
-        let page = PageRequest::parse(Some(&encode_cursor(id)), Some(10)).expect("valid cursor");
-        assert_eq!(page.after, Some(id));
-        assert!(PageRequest::parse(Some("garbage"), None).is_err());
-        assert!(PageRequest::parse(None, Some(0)).is_err());
-        assert!(PageRequest::parse(None, Some(MAX_PAGE_LIMIT + 1)).is_err());
     }
 }

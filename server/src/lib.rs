@@ -14,6 +14,7 @@ pub mod extract;
 pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod paging;
 pub mod routes;
 pub mod services;
 pub mod state;

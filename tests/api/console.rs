@@ -364,7 +364,7 @@ async fn sign_in_sets_a_safe_cookie_and_every_form_needs_its_csrf_token(app: Tes
     // Behind a TLS proxy the cookie is Secure; an idle session ends.
     let Some(tls) = spawn_with(Backend::Sqlite, |c| {
         c.trust_proxy_headers = true;
-        c.console_idle_timeout = std::time::Duration::from_secs(1);
+        c.console_idle_timeout = std::time::Duration::from_secs(600);
     })
     .await
     else {
@@ -396,7 +396,20 @@ async fn sign_in_sets_a_safe_cookie_and_every_form_needs_its_csrf_token(app: Tes
         .iter()
         .any(|c| c.starts_with("dh_session=") && c.contains("; Secure")));
     assert_eq!(b.get("/console/").await.status, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Ten minutes and a second pass without a request (aged in the database, not slept
+    // through, so a busy machine cannot end the session early).
+    {
+        use sea_orm::sea_query::Expr;
+        use sea_orm::EntityTrait;
+        use server::db::entities::console_sessions;
+        let long_ago = chrono::Utc::now() - chrono::Duration::seconds(601);
+        let aged = console_sessions::Entity::update_many()
+            .col_expr(console_sessions::Column::LastSeenAt, Expr::value(long_ago))
+            .exec(&tls.state.db)
+            .await
+            .expect("age the session");
+        assert_eq!(aged.rows_affected, 1);
+    }
     let res = b.get("/console/").await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "the idle session ended");
     assert!(res.location().contains("expired=1"));

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 use crate::db::entities::{org_units, teams, users};
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PageRequest;
+use crate::paging::PageRequest;
 use crate::services::org_units::org_unit_out;
 use crate::services::{audit, sessions};
 use crate::state::AppState;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::entities::audit_log;
 use crate::error::ApiResult;
-use crate::extract::PageRequest;
+use crate::paging::PageRequest;
 
 /// Appends one entry to the audit log.
 pub async fn record<C: ConnectionTrait>(

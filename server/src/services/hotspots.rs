@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::db::entities::hotspots;
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PageRequest;
+use crate::paging::PageRequest;
 use crate::services::audit;
 
 fn hotspot_out(row: hotspots::Model) -> ApiResult<HotspotOut> {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::entities::{org_units, teams};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PageRequest;
+use crate::paging::PageRequest;
 use crate::services::audit;
 use crate::state::AppState;
 

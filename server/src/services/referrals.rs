@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::db::entities::referrals;
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PageRequest;
+use crate::paging::PageRequest;
 use crate::services::sync;
 
 /// The condition selecting the referrals a caller may see: field workers those they

@@ -12,8 +12,6 @@
 //! restore`), so a cursor from before a restore is refused rather than read against
 //! wound-back numbers.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
@@ -292,10 +290,10 @@ async fn counters<C: ConnectionTrait>(db: &C, user: Uuid) -> ApiResult<Counters>
 /// be replayed by another (a foreign cursor is refused, not silently read as someone
 /// else's), and the epoch so that one issued before a restore is refused.
 fn encode_cursor(user_id: Uuid, epoch: i64, at: Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{CURSOR_PREFIX}{user_id}.{epoch}.{}.{}",
-        at.feed, at.forms
-    ))
+    crate::paging::seal(
+        CURSOR_PREFIX,
+        format_args!("{user_id}.{epoch}.{}.{}", at.feed, at.forms),
+    )
 }
 
 /// The position a cursor names. Cursors of the earlier formats held one number of the
@@ -305,8 +303,7 @@ fn encode_cursor(user_id: Uuid, epoch: i64, at: Position) -> String {
 fn decode_cursor(cursor: &str, user_id: Uuid, counters: &Counters) -> ApiResult<Position> {
     let bad = |message: &str| ApiError::bad_param("since", "invalid_cursor", message);
     let foreign = || bad("not a sync cursor this server issued");
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| foreign())?;
-    let text = std::str::from_utf8(&raw).map_err(|_| foreign())?;
+    let text = crate::paging::open(cursor).ok_or_else(foreign)?;
     let number = |s: &str| s.parse::<i64>().map_err(|_| foreign());
     let (user, epoch, at) = if let Some(rest) = text.strip_prefix(CURSOR_PREFIX) {
         let parts: Vec<&str> = rest.split('.').collect();
@@ -585,6 +582,9 @@ async fn latest_reviews<C: ConnectionTrait>(
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
     use super::*;
 
     fn counters(epoch: i64, forms: i64, feed: Option<i64>) -> Counters {

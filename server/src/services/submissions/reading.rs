@@ -1,8 +1,6 @@
 //! Reading submissions in the caller's scope: details, filtered lists and the review
 //! queue, paged by cursor.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::Condition;
 use sea_orm::{
@@ -18,6 +16,7 @@ use crate::auth::Principal;
 use crate::db::entities::{referrals, submission_events, submissions};
 use crate::db::scope::Scope;
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 use crate::services::audit;
 use crate::state::AppState;
 
@@ -121,17 +120,15 @@ const LIST_CURSOR_PREFIX: &str = "s1:";
 const QUEUE_CURSOR_PREFIX: &str = "q1:";
 
 fn encode_cursor_with(prefix: &str, m: &submissions::Model) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{prefix}{}:{}",
-        m.received_at.timestamp_micros(),
-        m.id
-    ))
+    paging::seal(
+        prefix,
+        format_args!("{}:{}", m.received_at.timestamp_micros(), m.id),
+    )
 }
 
 fn decode_cursor_with(prefix: &str, cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::bad_param("cursor", "invalid", "not a cursor this server issued");
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+    let text = paging::open(cursor).ok_or_else(bad)?;
     let rest = text.strip_prefix(prefix).ok_or_else(bad)?;
     let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
@@ -248,7 +245,7 @@ async fn by_received<C: ConnectionTrait>(
     cursor: Option<&str>,
     limit: Option<u64>,
 ) -> ApiResult<Page<SubmissionSummaryOut>> {
-    let limit = crate::extract::page_limit(limit)?;
+    let limit = paging::page_limit(limit)?;
     if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
         let (at, id) = decode_cursor_with(prefix, cursor)?;
         let (at_past, id_past) = match order {
@@ -269,24 +266,20 @@ async fn by_received<C: ConnectionTrait>(
             ),
         );
     }
-    let mut rows = query
+    let rows = query
         .order_by(submissions::Column::ReceivedAt, order.clone())
         .order_by(submissions::Column::Id, order)
         .limit(limit + 1)
         .all(db)
         .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|m| encode_cursor_with(prefix, m))
-    } else {
-        None
-    };
+    let page = paging::split(
+        rows,
+        limit,
+        |m| encode_cursor_with(prefix, m),
+        |m| SubmissionSummaryOut::try_from(&m),
+    );
     Ok(Page {
-        items: rows
-            .iter()
-            .map(SubmissionSummaryOut::try_from)
-            .collect::<ApiResult<Vec<_>>>()?,
-        next_cursor,
+        items: page.items.into_iter().collect::<ApiResult<Vec<_>>>()?,
+        next_cursor: page.next_cursor,
     })
 }
