@@ -17,6 +17,7 @@ pub mod ops;
 pub mod paging;
 pub mod routes;
 pub mod services;
+pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

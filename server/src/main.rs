@@ -254,6 +254,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let bind = config.bind;
             let _lock = ops::data_dir::lock_for_server(&DataLayout::of(&config))?;
             let state = AppState::build(config).await?;
+            server::startup::prepare(&state).await?;
             if let Some((admin, password)) = accounts::ensure_first_admin(&state).await? {
                 println!("First start: created admin account");
                 println!("  username: {}", admin.username);
@@ -305,6 +306,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::SeedDemo => {
             let state = AppState::build(config).await?;
+            server::startup::prepare(&state).await?;
             seed_demo(&state).await?;
         }
         Command::ExpireReferrals => {

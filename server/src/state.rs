@@ -36,7 +36,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects to the database (applying migrations) and opens the blob store.
+    /// Connects to the database (applying migrations) and opens the blob store. It only
+    /// connects: the work a serving database needs first (bundled forms, report cells)
+    /// is [`crate::startup::prepare`].
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let metrics = match config.metrics_addr {
             Some(_) => Metrics::new()?,
@@ -48,18 +50,6 @@ impl AppState {
         let reader = db::connect_readers(&config.database_url, &db)
             .await
             .with_context(|| format!("database {} (readers)", config.database_url.redacted()))?;
-        crate::services::forms::install_bundled(&db)
-            .await
-            .map_err(|e| anyhow::anyhow!("installing the bundled forms: {e}"))?;
-        // Builds the report cells on a new database or after their layout changed
-        // (the rebuild logs it); otherwise one small read.
-        let started = std::time::Instant::now();
-        let rebuilt = crate::services::rollup::ensure_current(&db)
-            .await
-            .map_err(|e| anyhow::anyhow!("building the report cells: {e}"))?;
-        if rebuilt {
-            metrics.record(|| crate::metrics::report_cells_rebuilt("all", started.elapsed()));
-        }
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::Disk { root } => Arc::new(
                 DiskStore::open(root.clone())

@@ -168,6 +168,9 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> O
     config.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     adjust(&mut config);
     let state = AppState::build(config).await.expect("build app state");
+    server::startup::prepare(&state)
+        .await
+        .expect("prepare the database");
     let (admin, admin_password) =
         accounts::create_account(&state, "admin", Role::Admin, None, None)
             .await

@@ -31,6 +31,7 @@ on_both!(
     reports_keep_to_the_readers_scope,
     concurrent_approvals_count_every_person_once,
     csv_export_equals_the_json_report_and_reads_are_audited,
+    start_up_rebuilds_cells_of_another_layout_and_only_then,
 );
 
 /// The seed of the generated program; printed in every assertion about it.
@@ -1953,6 +1954,70 @@ async fn concurrent_approvals_count_every_person_once(app: TestApp) {
         "cells differ from a rebuild:\n{}",
         drift.join("\n")
     );
+}
+
+/// `startup::prepare` (what `serve` runs before listening) leaves current cells and
+/// installed forms alone, and rebuilds cells written for another layout (a release that
+/// changed it) from the approved data, to the same report.
+async fn start_up_rebuilds_cells_of_another_layout_and_only_then(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dd = app.unit("006").await;
+    let peer = app.actor(Role::PeerEducator, "006").await;
+    let sup = app.actor(Role::Supervisor, "006").await;
+    let on = day(2025, 5, 2);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let uics = [
+            format!("LA-HU-{}-F", 1980 + i),
+            format!("MA-TU-{}-M", 1990 + i),
+        ];
+        let visit = simple_visit(dd, on, &[(&uics[0], &[]), (&uics[1], &["hiv_test"])]);
+        submit_ok(&app, &peer, &visit).await;
+        ids.push(serde_json::from_value::<Uuid>(visit["id"].clone()).expect("id"));
+    }
+    decide(&app, &sup, &ids, "approve").await;
+    let path = format!("/api/v1/reports/indicators?org_unit={dd}&period=2025Q2");
+    let before = json_ok(&app, &path, sup.token()).await;
+    assert_eq!(cell(&before["unit"], "contact_events")["value"], 6);
+
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let count = |q: &'static str| async move {
+        let row = db
+            .query_one(Statement::from_string(backend, q))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("count")
+    };
+    let forms = count("SELECT COUNT(*) FROM forms").await;
+    assert!(forms > 0, "the bundled forms are installed");
+    let again = server::startup::prepare(&app.state).await.expect("prepare");
+    assert_eq!(again.report_cells_rebuilt, None, "current cells are kept");
+    assert_eq!(count("SELECT COUNT(*) FROM forms").await, forms);
+
+    // What an older release left: cells of another layout (here: none at all).
+    for q in [
+        "UPDATE report_state SET version = version - 1",
+        "DELETE FROM report_cells",
+    ] {
+        db.execute(Statement::from_string(backend, q))
+            .await
+            .expect(q);
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM report_cells").await, 0);
+    let prepared = server::startup::prepare(&app.state).await.expect("prepare");
+    assert!(prepared.report_cells_rebuilt.is_some(), "{prepared:?}");
+    assert!(count("SELECT COUNT(*) FROM report_cells").await > 0);
+    let after = json_ok(&app, &path, sup.token()).await;
+    assert_eq!(
+        after["unit"], before["unit"],
+        "the same report from rebuilt cells"
+    );
+    let drift = server::services::rollup::verify(db).await.expect("verify");
+    assert!(drift.is_empty(), "{}", drift.join("\n"));
+    let third = server::startup::prepare(&app.state).await.expect("prepare");
+    assert_eq!(third.report_cells_rebuilt, None);
 }
 
 // --- CSV and audit -----------------------------------------------------------------------------
