@@ -89,6 +89,11 @@ pub struct UserIn {
 pub struct UserPatch {
     #[validate(length(min = 10, max = 1024))]
     pub password: Option<String>,
+    /// The password in use now: required with `password` when users change their own
+    /// (a wrong one counts as a failed login); not asked when someone who manages the
+    /// user sets it.
+    #[validate(length(max = 1024))]
+    pub current_password: Option<String>,
     pub role: Option<Role>,
     pub org_unit_id: Option<Uuid>,
     /// `null` takes the user out of their team.

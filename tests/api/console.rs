@@ -771,14 +771,25 @@ async fn passwords_end_console_sessions_and_ones_own_page_changes_only_the_passw
     let page = browser.get(&own).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("name=\"password\""));
+    assert!(page.body.contains("name=\"current_password\""));
     assert!(!page.body.contains("name=\"org_unit_id\"") && !page.body.contains("name=\"active\""));
-    // A form that sends them anyway changes the password and nothing else.
+    // Without the current password nothing changes, and the page says which field.
     let csrf = page.csrf();
+    let res = browser
+        .post(
+            &own,
+            &[("csrf", &csrf), ("password", "a-new-password-for-me")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("current_password"), "{}", res.body);
+    // A form that sends unit and status anyway changes the password and nothing else.
     let res = browser
         .post(
             &own,
             &[
                 ("csrf", &csrf),
+                ("current_password", &supervisor.password),
                 ("password", "a-new-password-for-me"),
                 ("active", "false"),
                 ("org_unit_id", ""),

@@ -17,6 +17,7 @@ on_both!(
     users_list_pages_with_a_cursor,
     user_changes_are_audited,
     nobody_changes_their_own_role_or_deactivates_themselves,
+    changing_ones_own_password_asks_for_the_current_one,
 );
 
 fn new_user(username: &str, role: &str, unit: uuid::Uuid) -> Value {
@@ -371,9 +372,110 @@ async fn nobody_changes_their_own_role_or_deactivates_themselves(app: TestApp) {
         .patch(
             &me,
             admin.token(),
-            &json!({ "password": "a-brand-new-password" }),
+            &json!({ "password": "a-brand-new-password", "current_password": app.admin_password }),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     app.login(&app.admin_username, "a-brand-new-password").await;
+    let res = app
+        .patch(
+            &me,
+            admin.token(),
+            &json!({ "password": "and-another-one-1" }),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the session keeps working"
+    );
+}
+
+/// A stolen access token must not be enough to take the account over: changing one's
+/// own password asks for the current one, and wrong guesses count as failed logins.
+async fn changing_ones_own_password_asks_for_the_current_one(app: TestApp) {
+    let sup = app.actor(Role::Supervisor, "006").await;
+    let me = format!("/api/v1/users/{}", sup.user.id);
+    let body = problem(
+        app.patch(
+            &me,
+            sup.token(),
+            &json!({ "password": "taken-over-password" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("current_password".to_string(), "required".to_string())]
+    );
+    let body = problem(
+        app.patch(
+            &me,
+            sup.token(),
+            &json!({ "password": "taken-over-password", "current_password": "a-guess-at-it" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        faults(&body),
+        vec![("current_password".to_string(), "wrong_password".to_string())]
+    );
+    // Nothing changed: the old password still signs in, the new one does not.
+    app.login(&sup.user.username, &sup.password).await;
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "username": sup.user.username, "password": "taken-over-password" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Whoever manages a user sets their password without knowing the old one.
+    let admin = app.admin().await;
+    let res = app
+        .patch(
+            &me,
+            admin.token(),
+            &json!({ "password": "set-by-the-admin-1" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // A sign-in that succeeds clears the username's failures: a clean slate.
+    let tokens = app.login(&sup.user.username, "set-by-the-admin-1").await;
+
+    // Guesses share the login throttle of the username (5 failures by default): after
+    // five wrong ones even the right password is turned away, here and at the login,
+    // until the window has passed.
+    for i in 0..5 {
+        let res = app
+            .patch(
+                &me,
+                &tokens.access_token,
+                &json!({ "password": "taken-over-password", "current_password": format!("guess-{i}") }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "guess {i}");
+    }
+    let res = app
+        .patch(
+            &me,
+            &tokens.access_token,
+            &json!({ "password": "taken-over-password", "current_password": "set-by-the-admin-1" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "username": sup.user.username, "password": "set-by-the-admin-1" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }

@@ -362,6 +362,7 @@ pub async fn person(
 pub struct UpdateForm {
     org_unit_id: Option<String>,
     password: Option<String>,
+    current_password: Option<String>,
     active: Option<String>,
 }
 
@@ -380,6 +381,7 @@ pub async fn update(
         let own = id == user.principal().user_id;
         let patch = UserPatch {
             password: f.password.clone().filter(|p| !p.is_empty()),
+            current_password: f.current_password.clone().filter(|p| !p.is_empty()),
             role: None,
             org_unit_id: if own {
                 None
@@ -395,7 +397,7 @@ pub async fn update(
             },
         };
         validator::Validate::validate(&patch)
-            .map_err(|e| ApiError::invalid("password", "too_short", e.to_string()))?;
+            .map_err(|e| ApiError::validation(crate::extract::validation_faults(&e)))?;
         accounts::update_user(&state, user.principal(), id, patch).await?;
         Ok(())
     }

@@ -67,13 +67,15 @@ pub async fn get_user(
 }
 
 /// Edits a user: password, role, org unit, team, active (deactivation revokes all tokens).
+/// Users changing their own password give the current one as `current_password`.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "user id")), request_body = UserPatch,
     responses(
         (status = 200, description = "updated", body = UserOut),
         (status = 403, description = "not allowed to make this change", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "absent or outside the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid body, or one's own password changed without the right `current_password`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many wrong current passwords for this username; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
     State(state): State<AppState>,

@@ -211,6 +211,16 @@ pub async fn update_user(
     if !is_self {
         check_may_manage_role(actor, current_role)?;
     }
+    if is_self && patch.password.is_some() {
+        let Some(current) = patch.current_password.clone() else {
+            return Err(ApiError::invalid(
+                "current_password",
+                "required",
+                "give your current password to change it",
+            ));
+        };
+        sessions::check_current_password(state, &user, current).await?;
+    }
     if let Some(role) = patch.role {
         check_may_manage_role(actor, role)?;
     }

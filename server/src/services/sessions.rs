@@ -154,6 +154,35 @@ pub(crate) async fn check_credentials(
     Ok(user)
 }
 
+/// Checks the password a signed-in user gives as their current one (to change it):
+/// a wrong one counts as a failed login for their username, under the same throttle,
+/// so a stolen access token does not open a faster way to guess the password.
+pub(crate) async fn check_current_password(
+    state: &AppState,
+    user: &users::Model,
+    password: String,
+) -> ApiResult<()> {
+    let now = Utc::now();
+    let key = username_key(&user.username);
+    let window = ChronoDuration::from_std(state.config.login_window)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let max = state.config.login_max_failures;
+    check_throttle(state, &key, max, now - window, window, "for this username").await?;
+    if state
+        .passwords
+        .verify(password, Some(user.password_hash.clone()))
+        .await?
+    {
+        return Ok(());
+    }
+    record_failures(state, vec![key], now).await?;
+    Err(ApiError::invalid(
+        "current_password",
+        "wrong_password",
+        "this is not your current password",
+    ))
+}
+
 /// Checks credentials and opens a new session (token family) on the named device.
 /// `addr` is the client's address when known (see `ClientAddr`).
 pub async fn login(
