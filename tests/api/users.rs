@@ -396,44 +396,41 @@ async fn nobody_changes_their_own_role_or_deactivates_themselves(app: TestApp) {
 async fn changing_ones_own_password_asks_for_the_current_one(app: TestApp) {
     let sup = app.actor(Role::Supervisor, "006").await;
     let me = format!("/api/v1/users/{}", sup.user.id);
-    let body = problem(
-        app.patch(
-            &me,
-            sup.token(),
-            &json!({ "password": "taken-over-password" }),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_eq!(
-        faults(&body),
-        vec![("current_password".to_string(), "required".to_string())]
-    );
-    let body = problem(
-        app.patch(
-            &me,
-            sup.token(),
-            &json!({ "password": "taken-over-password", "current_password": "a-guess-at-it" }),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_eq!(
-        faults(&body),
-        vec![("current_password".to_string(), "wrong_password".to_string())]
-    );
-    // Nothing changed: the old password still signs in, the new one does not.
-    app.login(&sup.user.username, &sup.password).await;
-    let res = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({ "username": sup.user.username, "password": "taken-over-password" }),
+    // One's own change to "taken-over-password", giving `current` (or nothing).
+    let change = |token: String, current: Option<&str>| {
+        let mut body = json!({ "password": "taken-over-password" });
+        if let Some(current) = current {
+            body["current_password"] = json!(current);
+        }
+        let (app, me) = (&app, &me);
+        async move { app.patch(me, &token, &body).await }
+    };
+    let sign_in = |password: &str| {
+        let body = json!({ "username": sup.user.username, "password": password });
+        let app = &app;
+        async move { app.post("/api/v1/auth/login", None, &body).await.status() }
+    };
+
+    for (current, code) in [
+        (None, "required"),
+        (Some("a-guess-at-it"), "wrong_password"),
+    ] {
+        let body = problem(
+            change(sup.token().to_string(), current).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            faults(&body),
+            vec![("current_password".to_string(), code.to_string())]
+        );
+    }
+    // Nothing changed: the old password still signs in, the new one does not.
+    assert_eq!(sign_in(&sup.password).await, StatusCode::OK);
+    assert_eq!(
+        sign_in("taken-over-password").await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Whoever manages a user sets their password without knowing the old one.
     let admin = app.admin().await;
@@ -452,30 +449,15 @@ async fn changing_ones_own_password_asks_for_the_current_one(app: TestApp) {
     // five wrong ones even the right password is turned away, here and at the login,
     // until the window has passed.
     for i in 0..5 {
-        let res = app
-            .patch(
-                &me,
-                &tokens.access_token,
-                &json!({ "password": "taken-over-password", "current_password": format!("guess-{i}") }),
-            )
-            .await;
+        let guess = format!("guess-{i}");
+        let res = change(tokens.access_token.clone(), Some(&guess)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "guess {i}");
     }
-    let res = app
-        .patch(
-            &me,
-            &tokens.access_token,
-            &json!({ "password": "taken-over-password", "current_password": "set-by-the-admin-1" }),
-        )
-        .await;
+    let res = change(tokens.access_token.clone(), Some("set-by-the-admin-1")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
-    let res = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({ "username": sup.user.username, "password": "set-by-the-admin-1" }),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sign_in("set-by-the-admin-1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
