@@ -679,7 +679,7 @@ async fn indicators(
     .await;
 }
 
-/// The supervisor's other pages, each looked at: referrals, stock, people.
+/// The supervisor's other pages, each looked at: referrals, stock, people, their own page.
 async fn other_pages(
     world: &World,
     session: &Session,
@@ -689,10 +689,12 @@ async fn other_pages(
     findings: &mut Findings,
     phone: bool,
 ) {
+    let own = format!("/console/people/{}", world.supervisor.user.id);
     for (n, path, name) in [
         (7, "/console/referrals", "referrals"),
         (8, "/console/stock", "stock"),
         (9, "/console/people", "people"),
+        (10, own.as_str(), "own-page"),
     ] {
         session.goto(&at(world, path)).await;
         session.wait_for_page(path).await;
@@ -711,6 +713,10 @@ async fn other_pages(
         )
         .await;
     }
+    // One's own page asks for the current password beside the new one.
+    session.goto(&at(world, &own)).await;
+    session.find("#e-current").await;
+    session.find("#e-pass").await;
     // The peer educator appears among the people in scope.
     session.goto(&at(world, "/console/people")).await;
     let text = session.text_of("main").await;
