@@ -15,7 +15,7 @@ use server::{AppState, Config};
 use shared_models::{Role, TeamKind};
 
 /// mimalloc instead of glibc's malloc: intake allocates and frees many small buffers
-/// (JSON, query strings, rows) on every request, and glibc's malloc/free were ~9 % of
+/// (JSON, query strings, rows) on every request, and glibc's malloc/free were ~7 % of
 /// the machine's samples under load (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

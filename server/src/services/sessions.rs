@@ -88,6 +88,18 @@ pub(crate) async fn check_address(
     Ok(Some(key))
 }
 
+/// 429 when the username has too many recent failures; answers its throttle key, for
+/// recording a failure or clearing them.
+async fn check_username(state: &AppState, username: &str) -> ApiResult<String> {
+    let key = username_key(username);
+    let window = ChronoDuration::from_std(state.config.login_window)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let max = state.config.login_max_failures;
+    let since = Utc::now() - window;
+    check_throttle(state, &key, max, since, window, "for this username").await?;
+    Ok(key)
+}
+
 /// Records one failure under each throttle key, and forgets failures past the window
 /// whoever they were for (random usernames would otherwise pile up).
 pub(crate) async fn record_failures(
@@ -124,12 +136,7 @@ pub(crate) async fn check_credentials(
     addr: Option<IpAddr>,
 ) -> ApiResult<users::Model> {
     let now = Utc::now();
-    let key = username_key(username);
-    let window = ChronoDuration::from_std(state.config.login_window)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let since = now - window;
-    let max = state.config.login_max_failures;
-    check_throttle(state, &key, max, since, window, "for this username").await?;
+    let key = check_username(state, username).await?;
     let addr_key = check_address(state, addr).await?;
 
     let user = users::Entity::find()
@@ -162,12 +169,7 @@ pub(crate) async fn check_current_password(
     user: &users::Model,
     password: String,
 ) -> ApiResult<()> {
-    let now = Utc::now();
-    let key = username_key(&user.username);
-    let window = ChronoDuration::from_std(state.config.login_window)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let max = state.config.login_max_failures;
-    check_throttle(state, &key, max, now - window, window, "for this username").await?;
+    let key = check_username(state, &user.username).await?;
     if state
         .passwords
         .verify(password, Some(user.password_hash.clone()))
@@ -175,7 +177,7 @@ pub(crate) async fn check_current_password(
     {
         return Ok(());
     }
-    record_failures(state, vec![key], now).await?;
+    record_failures(state, vec![key], Utc::now()).await?;
     Err(ApiError::invalid(
         "current_password",
         "wrong_password",
